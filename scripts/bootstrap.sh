@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create or refresh .venv when it is missing or older than pyproject.toml; fast no-op otherwise.
+# Usage: source scripts/bootstrap.sh [extras]   (extras default: dev)
+set -euo pipefail
+EXTRAS="${1:-dev}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.cnnkit-stamp-$EXTRAS"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  echo "[bootstrap] setting up $VENV (extras: $EXTRAS); the first time takes a few minutes (torch is ~5 GB)" >&2
+  PY="${PYTHON:-python3}"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  # torch/torchvision first, as their own step: on the project's machines these come from local disk.
+  "$VENV/bin/python" -m pip install -q "torch>=2.1,<3" "torchvision>=0.16,<1" >&2
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]" >&2
+  rm -f "$VENV"/.cnnkit-stamp-*
+  echo "$WANT" > "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"

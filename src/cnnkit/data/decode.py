@@ -1,0 +1,212 @@
+"""Turning files into arrays: `read_image` (any Pillow image -> uint8 C x H x W) and `read_idx` (IDX files).
+
+Every image that enters cnnkit goes through `read_image`, so training, predict, serve and
+explain see the same pixels. It applies the EXIF orientation, then reduces every Pillow
+mode to gray (`L`, 1 channel) or `RGB` (3 channels):
+
+- alpha (RGBA, LA, palette with transparency) is composited on white, because a transparent
+  background is meant to show the page behind it, and the colour stored under fully
+  transparent pixels is arbitrary (often black) — dropping alpha would expose it;
+- 16-bit gray (`I;16*`, and `I` with values in 0..65535) is scaled with round(v * 255 / 65535),
+  not clipped, so a 16-bit scan keeps its contrast; other `I` / `F` images are min-max scaled
+  (`F` already in 0..1 is multiplied by 255);
+- CMYK, YCbCr, LAB, HSV and palettes go through Pillow's own conversion to RGB; 1-bit to L.
+
+A file that cannot be decoded raises `BadImage` whose `reason` reads "<kind>: <detail>"
+(kind: zero-byte, missing, not-an-image, truncated, too-large, unreadable). Truncated files
+are detected by forcing `img.load()`; `ImageFile.LOAD_TRUNCATED_IMAGES` is deliberately left
+off, since padding a half image with gray would hand the model a wrong sample.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnkit.errors import CnnkitError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
+)
+# Modes whose pixels carry no colour: they decode to one channel unless 3 are asked for.
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+class BadImage(Exception):
+    """A file that is not a usable image; `reason` is "<kind>: <detail>", `kind` its first word."""
+
+    def __init__(self, reason: str, path: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+    @property
+    def kind(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | Path | BinaryIO, channels: int | None = None) -> torch.Tensor:
+    """Decode `path` to a uint8 tensor C x H x W; C = `channels` (1 or 3), or 1 for gray-like
+    images and 3 otherwise when `channels` is None. Raises `BadImage` for unusable files."""
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+    with _opened(path) as img:
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001 - a malformed EXIF block should not cost a decodable image
+            pass
+        arr = _to_uint8(img, channels)
+    t = torch.from_numpy(arr)
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def probe_image(path: str | Path) -> tuple[bool, tuple[int, int]]:
+    """(gray-like?, (H, W) after EXIF rotation) from the file header only, without decoding pixels.
+    Catches zero-byte, missing and non-image files; truncation shows only in `read_image`."""
+    with _opened(path) as img:
+        w, h = img.size
+        try:
+            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that swap width and height
+                w, h = h, w
+        except Exception:  # noqa: BLE001 - unreadable EXIF: the size before rotation is still a good guess
+            pass
+        return img.mode in GRAY_MODES, (h, w)
+
+
+@contextlib.contextmanager
+def _opened(path: str | Path | BinaryIO) -> Iterator[Image.Image]:
+    """Open with Pillow; every failure inside the block becomes a `BadImage` naming its kind."""
+    name = str(path) if isinstance(path, (str, Path)) else getattr(path, "name", "<stream>")
+    if isinstance(path, (str, Path)):
+        try:
+            if os.stat(path).st_size == 0:
+                raise BadImage("zero-byte: the file is empty", name)
+        except FileNotFoundError:
+            raise BadImage("missing: file not found", name) from None
+        except OSError as e:
+            raise BadImage(f"unreadable: {e.strerror or e}", name) from None
+    try:
+        with Image.open(path) as img:
+            yield img
+    except BadImage:
+        raise
+    except UnidentifiedImageError:
+        if isinstance(path, (str, Path)) and _looks_like_image(path):
+            raise BadImage("truncated: the file starts like an image but its header is cut off or corrupt",
+                           name) from None
+        raise BadImage("not-an-image: Pillow cannot identify the file format", name) from None
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"too-large: {e}", name) from None
+    except OSError as e:
+        text = str(e)
+        low = text.lower()
+        kind = "truncated" if "truncated" in low or "broken data stream" in low else "unreadable"
+        raise BadImage(f"{kind}: {text}", name) from None
+    except Exception as e:  # noqa: BLE001 - plugins raise SyntaxError/ValueError/struct.error on broken data
+        raise BadImage(f"unreadable: {type(e).__name__}: {e}", name) from None
+
+
+# First bytes of the common formats: tells a cut-off image from a file that never was one.
+_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _looks_like_image(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES)
+
+
+def _to_uint8(img: Image.Image, channels: int | None) -> np.ndarray:
+    """H x W (gray) or H x W x 3 (RGB) uint8 array for any Pillow mode."""
+    mode = img.mode
+    gray = mode in GRAY_MODES
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        out = _scale_high_depth(np.asarray(img))
+    elif mode in ("LA", "La"):
+        out = _on_white(np.asarray(img.convert("LA")))
+    elif mode == "1":
+        out = np.asarray(img.convert("L"))
+    elif mode == "L":
+        out = np.asarray(img)
+    elif mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
+        out = _on_white(np.asarray(img.convert("RGBA")))
+    elif mode == "RGB":
+        out = np.asarray(img)
+    else:  # P, CMYK, YCbCr, LAB, HSV, ...
+        out = np.asarray(img.convert("RGB"))
+    want = channels or (1 if gray else 3)
+    if want == 3 and out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    elif want == 1 and out.ndim == 3:
+        out = np.asarray(Image.fromarray(out, "RGB").convert("L"))  # ITU-R 601 luma, as Pillow does
+    out = np.ascontiguousarray(out, dtype=np.uint8)
+    return out if out.flags.writeable else out.copy()  # Pillow's buffers are read-only; torch wants to own one
+
+
+def _scale_high_depth(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "u" or (a.dtype.kind == "i" and a.size and a.min() >= 0 and a.max() <= 65535):
+        # 16-bit data: round(v * 255 / 65535) in integers (0 -> 0, 257 -> 1, 65535 -> 255)
+        return ((a.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+    is_float = a.dtype.kind == "f"
+    a = a.astype(np.float64)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if is_float and lo >= 0.0 and hi <= 1.0:
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        return np.zeros(a.shape, np.uint8)
+    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _on_white(a: np.ndarray) -> np.ndarray:
+    """Composite the last (alpha) channel over white; returns gray (H x W) or RGB."""
+    color = a[..., :-1].astype(np.float32)
+    alpha = a[..., -1:].astype(np.float32) / 255.0
+    out = np.rint(color * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return out[..., 0] if out.shape[-1] == 1 else out
+
+
+# ----- IDX (the MNIST / Fashion-MNIST file format) ----------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz) into a writable array; CnnkitError naming the file if corrupt."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        # one bytearray copy makes the array writable (torch.from_numpy warns on read-only buffers)
+        data = bytearray(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise CnnkitError(f"Cannot read the IDX file {path} ({e}): replace it with a fresh copy.") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise CnnkitError(f"{path} is not an IDX file (bad magic number): replace it with a fresh copy.")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise CnnkitError(f"{path} is a corrupt IDX file (short header): replace it with a fresh copy.")
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise CnnkitError(
+            f"{path} is a corrupt IDX file: its header promises {expected} bytes of data for shape {shape} "
+            f"but it holds {len(data) - header}; replace it with a fresh copy."
+        )
+    arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    return arr if dtype.byteorder in ("=", "|") else arr.astype(dtype.newbyteorder("="))

@@ -1,0 +1,322 @@
+"""Detection data in memory and on the move: `DetectionSplit`, box-aware augmentation, the loader.
+
+A `DetectionSplit` holds images (one uint8 N x C x H x W tensor for generated sets, or
+file paths decoded on demand) and per-image targets: boxes (xyxy float pixels), labels
+(0-based class index), `iscrowd` (1 = crowd / VOC difficult: ignored by training, matched
+as crowd by COCOeval) and optional instance masks (uint8 k x H x W tensors, or raw COCO
+polygons/RLE decoded on demand). Readers (coco/yolo/voc) and the canvas generator build
+it; detection and instance segmentation both read it through `DetectionLoader`.
+
+A batch is `(images, targets)`: a list of uint8 C x H x W tensors (sizes may differ —
+torchvision's detectors resize and pad them themselves) and a list of target dicts.
+Augmentation is transforms.v2 on tv_tensors (Image + BoundingBoxes [+ Mask]) so boxes
+and masks follow the pixels; every sample's randomness is seeded by (seed, epoch, index),
+which keeps epochs reproducible whatever the number of workers.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from cnnkit.config import Config
+from cnnkit.data.base import BadFile
+from cnnkit.data.decode import BadImage, read_image
+from cnnkit.errors import CnnkitError, did_you_mean
+
+AUGMENT_PRESETS = ("none", "light", "strong")
+
+
+@dataclass
+class DetectionSplit:
+    """Images + per-image boxes/labels (see module docstring)."""
+
+    images: torch.Tensor | list[str]
+    boxes: list[torch.Tensor]  # per image: (k, 4) float32 xyxy pixels
+    labels: list[torch.Tensor]  # per image: (k,) int64 class index
+    iscrowd: list[torch.Tensor] | None = None  # per image: (k,) int64, 1 = ignore in training
+    masks: list[Any] | None = None  # per image: (k, H, W) uint8, or a list of COCO segmentations
+    sizes: list[tuple[int, int]] | None = None  # (H, W) per image
+    names: list[str] | None = None  # file name per image (reports, writers)
+    channels: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.images, torch.Tensor)
+
+    def size(self, i: int) -> tuple[int, int]:
+        if self.in_memory:
+            return tuple(self.images.shape[-2:])
+        return tuple(self.sizes[i])
+
+    def name(self, i: int) -> str:
+        if self.names is not None:
+            return self.names[i]
+        return self.images[i] if not self.in_memory else f"image_{i:06d}.png"
+
+    def image(self, i: int) -> torch.Tensor:
+        """uint8 C x H x W; raises `cnnkit.data.decode.BadImage` for a file that cannot be decoded."""
+        if self.in_memory:
+            return self.images[i]
+        return read_image(self.images[i], self.channels)
+
+    def target(self, i: int, masks: bool = False) -> dict[str, torch.Tensor]:
+        t = {"boxes": self.boxes[i], "labels": self.labels[i],
+             "iscrowd": self.iscrowd[i] if self.iscrowd is not None else torch.zeros_like(self.labels[i])}
+        if masks:
+            t["masks"] = self.instance_masks(i)
+        return t
+
+    def instance_masks(self, i: int) -> torch.Tensor:
+        """(k, H, W) uint8 masks of image i (zeros where the data has none)."""
+        h, w = self.size(i)
+        m = None if self.masks is None else self.masks[i]
+        if isinstance(m, torch.Tensor):
+            return m
+        if m is None:
+            return torch.zeros((len(self.labels[i]), h, w), dtype=torch.uint8)
+        return decode_segmentations(m, h, w)
+
+    def subset(self, idx: Sequence[int]) -> "DetectionSplit":
+        idx = [int(i) for i in idx]
+
+        def pick(xs):
+            return None if xs is None else [xs[i] for i in idx]
+
+        images = self.images[idx] if self.in_memory else [self.images[i] for i in idx]
+        return replace(self, images=images, boxes=pick(self.boxes), labels=pick(self.labels),
+                       iscrowd=pick(self.iscrowd), masks=pick(self.masks), sizes=pick(self.sizes),
+                       names=pick(self.names))
+
+
+def decode_segmentations(segs: list, h: int, w: int) -> torch.Tensor:
+    """COCO polygons / RLE (one entry per instance, None = no mask) -> (k, H, W) uint8, via pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    out = torch.zeros((len(segs), h, w), dtype=torch.uint8)
+    for j, seg in enumerate(segs):
+        if not seg:
+            continue
+        if isinstance(seg, list):  # polygons
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(seg, h, w)
+        else:
+            rle = seg
+        out[j] = torch.from_numpy(mask_utils.decode(rle).astype("uint8"))
+    return out
+
+
+# ---- writing (shared by the coco / yolo / voc writers) -----------------------------------
+def unique_names(split: DetectionSplit, prefix: str = "") -> list[str]:
+    """A distinct file name per image: its own name (PNG for in-memory images), de-duplicated."""
+    out, seen = [], set()
+    for i in range(len(split)):
+        name = prefix + os.path.basename(split.name(i))
+        if split.in_memory and not name.lower().endswith(".png"):
+            name = os.path.splitext(name)[0] + ".png"
+        stem, ext = os.path.splitext(name)
+        k = 1
+        while name in seen:
+            k += 1
+            name = f"{stem}_{k}{ext}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def save_image(split: DetectionSplit, i: int, dest: str | os.PathLike) -> None:
+    """Write image i to `dest`: files are copied byte for byte, in-memory images become PNG."""
+    import shutil
+
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    if not split.in_memory:
+        shutil.copyfile(split.images[i], dest)
+        return
+    img = split.images[i]
+    arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+    Image.fromarray(arr).save(dest)
+
+
+# ---- splits ------------------------------------------------------------------------------
+def complete_splits(splits: dict[str, DetectionSplit], cfg: Config, source: str):
+    """train/val/test from the subsets a dataset names; missing ones are carved out of train by seed."""
+    if not splits:
+        raise CnnkitError(f"{source} holds no images with annotations.")
+    if "train" not in splits:
+        if len(splits) > 1:
+            raise CnnkitError(f"{source} has {' and '.join(sorted(splits))} subsets but no train subset; "
+                              "name one of them train.")
+        splits = {"train": next(iter(splits.values()))}
+    train = splits["train"]
+    fractions = {"val": cfg.data.val_fraction, "test": cfg.data.test_fraction}
+    missing = [s for s in ("val", "test") if s not in splits]
+    if missing:
+        g = torch.Generator().manual_seed(cfg.data.split_seed)
+        order = torch.randperm(len(train), generator=g).tolist()
+        taken = 0
+        for s in missing:
+            n = int(round(len(train) * fractions[s]))
+            splits[s] = train.subset(order[taken:taken + n])
+            taken += n
+        train = train.subset(sorted(order[taken:]))
+    return train, splits["val"], splits["test"]
+
+
+# ---- augmentation ------------------------------------------------------------------------
+def detection_transform(augment: str, hflip: bool, size: int, channels: int) -> v2.Transform | None:
+    """Per-sample box-aware training augmentation for a preset (None for "none").
+
+    light: scale jitter 0.75-1.25 then a random crop/pad back to `size` (so the model's own
+    resize does not undo the jitter), brightness/contrast jitter, flips only where the data
+    allows. strong: wider jitter (0.5-1.5) plus zoom-out and, for colour data, photometric
+    distortion. SanitizeBoundingBoxes drops boxes the crop made (nearly) empty, with their
+    labels and masks.
+    """
+    if augment not in AUGMENT_PRESETS:
+        raise CnnkitError(f'Unknown augmentation preset "{augment}" (data.augment).'
+                          f"{did_you_mean(augment, AUGMENT_PRESETS)} Use one of {', '.join(AUGMENT_PRESETS)}.")
+    if augment == "none":
+        return None
+    strong = augment == "strong"
+    steps: list[v2.Transform] = []
+    if strong:
+        steps.append(v2.RandomZoomOut(fill=0, side_range=(1.0, 1.6), p=0.3))
+    steps += [v2.ScaleJitter((size, size), scale_range=(0.5, 1.5) if strong else (0.75, 1.25)),
+              v2.RandomCrop((size, size), pad_if_needed=True, fill=0)]
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if strong and channels == 3:
+        steps.append(v2.RandomPhotometricDistort(p=0.5))
+    else:
+        steps.append(v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.5))
+    steps.append(v2.SanitizeBoundingBoxes(min_size=2.0, min_area=4.0,
+                                          labels_getter=lambda s: (s["labels"], s["iscrowd"])))
+    return v2.Compose(steps)
+
+
+def apply_transform(transform: v2.Transform | None, image: torch.Tensor, target: dict[str, torch.Tensor]):
+    """Run a v2 transform over (uint8 image, target) with boxes/masks wrapped as tv_tensors."""
+    if transform is None:
+        return image, target
+    h, w = image.shape[-2:]
+    sample = {"image": tv_tensors.Image(image),
+              "boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=(h, w)),
+              "labels": target["labels"], "iscrowd": target["iscrowd"]}
+    if "masks" in target:
+        sample["masks"] = tv_tensors.Mask(target["masks"])
+    out = transform(sample)
+    new = {k: v.as_subclass(torch.Tensor) for k, v in out.items() if k != "image"}
+    return out["image"].as_subclass(torch.Tensor), {**target, **new}
+
+
+# ---- loading -----------------------------------------------------------------------------
+class _Samples(Dataset):
+    """Index -> (image, target) or a BadFile; also used by DataLoader workers."""
+
+    def __init__(self, split: DetectionSplit, transform, masks: bool, drop_crowd: bool):
+        self.split, self.transform, self.masks, self.drop_crowd = split, transform, masks, drop_crowd
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: tuple[int, int]):
+        i, seed = key
+        try:
+            image = self.split.image(i)
+        except BadImage as e:
+            return BadFile(self.split.name(i), e.reason)
+        target = self.split.target(i, masks=self.masks)
+        if self.drop_crowd and target["iscrowd"].any():
+            keep = target["iscrowd"] == 0
+            target = {k: v[keep] for k, v in target.items()}
+        if self.transform is not None:
+            torch.manual_seed(seed)
+            image, target = apply_transform(self.transform, image, target)
+        target["image_id"] = torch.tensor(i)
+        return image, target
+
+
+def collate(items: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]], list[BadFile]]:
+    good = [x for x in items if not isinstance(x, BadFile)]
+    return [g[0] for g in good], [g[1] for g in good], [x for x in items if isinstance(x, BadFile)]
+
+
+class DetectionLoader:
+    """Epoch-aware loader over a `DetectionSplit` yielding `(images, targets)` (see module docstring).
+
+    Unreadable files met while loading are skipped and appended to `bad_files` (pass
+    `info.bad_files` so the run report lists them).
+    """
+
+    def __init__(self, split: DetectionSplit, batch_size: int, train: bool, seed: int = 0,
+                 transform: v2.Transform | None = None, masks: bool = False, workers: int = 0,
+                 bad_files: list[BadFile] | None = None):
+        self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
+        self.samples = _Samples(split, transform if train else None, masks, drop_crowd=train)
+        self.workers, self.epoch = workers, 0
+        self.bad_files = bad_files if bad_files is not None else []
+        self.rank, self.world = (int(os.environ.get("RANK", 0)), max(1, int(os.environ.get("WORLD_SIZE", 1)))) \
+            if train else (0, 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[tuple[int, int]]]:
+        n = len(self.split)
+        if self.train:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=g)[self.rank::self.world].tolist()
+            seeds = torch.randint(0, 2**62, (n,), generator=g).tolist()  # one augmentation seed per index
+        else:
+            order, seeds = list(range(n)), [0] * n
+        keys = [(i, seeds[i]) for i in order]
+        batches = [keys[j:j + self.batch_size] for j in range(0, len(keys), self.batch_size)]
+        if self.train and len(batches) > 1 and len(batches[-1]) < self.batch_size:
+            batches.pop()  # equal-sized steps; the next epoch's order covers these images
+        return batches
+
+    def __len__(self) -> int:
+        n = len(range(self.rank, len(self.split), self.world))
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest and not (self.train and full) else 0)
+
+    def __iter__(self) -> Iterator[tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
+        batches = self._batches()
+        if self.workers > 0:
+            stream = DataLoader(self.samples, batch_sampler=batches, num_workers=self.workers, collate_fn=collate)
+        else:
+            stream = self._in_process(batches)
+        for images, targets, bad in stream:
+            known = {b.path for b in self.bad_files}
+            self.bad_files.extend(b for b in bad if b.path not in known)
+            if images:
+                yield images, targets
+
+    def _in_process(self, batches):
+        # The v2 transforms draw from torch's global generator: fork it so that seeding each
+        # sample does not disturb the training loop's own random stream.
+        for keys in batches:
+            with torch.random.fork_rng(devices=[]):
+                items = [self.samples[k] for k in keys]
+            yield collate(items)
+
+
+def detection_loader(split: DetectionSplit, batch_size: int, train: bool, seed: int = 0, augment: str = "none",
+                     hflip: bool = False, image_size: int = 96, channels: int = 3, masks: bool = False,
+                     workers: int = 0, bad_files: list[BadFile] | None = None) -> DetectionLoader:
+    """The loader detection and instance segmentation share (augmentation only when `train`)."""
+    transform = detection_transform(augment, hflip, image_size, channels) if train else None
+    return DetectionLoader(split, batch_size, train, seed, transform, masks, workers, bad_files)

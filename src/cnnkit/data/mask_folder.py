@@ -1,0 +1,181 @@
+"""Image + mask-PNG folders (format "mask-folder", task segment): reader and the "masks" writer.
+
+Layouts (a mask pairs with the image of the same file stem):
+
+    ROOT/images/*.jpg   ROOT/masks/*.png                    one pool: val/test carved out by seed
+    ROOT/{train,val,test}/images   ROOT/{train,val,test}/masks    given subsets
+    ROOT/images/{train,val,test}   ROOT/masks/{train,val,test}    given subsets, the other nesting
+    ROOT/classes.txt (optional)    one class name per line; line i names mask value i
+
+Masks are index PNGs (gray values = classes) or palette PNGs (palette indices = classes);
+255 is "ignore". Without classes.txt the classes are "background", "1", .., up to the
+largest value found. Images without a mask, masks without an image and pairs whose
+sizes differ are skipped and listed in `info.bad_files` (never dropped silently).
+Val/test subsets that are missing are carved out of train with `data.split_seed`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cnnkit.config import Config
+from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
+from cnnkit.data.commands import WRITERS
+from cnnkit.data.segmentation import (IMAGE_EXTS, MASK_EXTS, SegFileSplit, read_mask, samples, segment_view,
+                                     write_mask)
+from cnnkit.data.sources import register_format
+from cnnkit.errors import CnnkitError
+
+SPLITS = ("train", "val", "test")
+
+
+def subsets(root: Path) -> dict[str, tuple[Path, Path]]:
+    """split name ("all" for a single pool) -> (images dir, masks dir) in any of the layouts."""
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        nested = {s: (root / "images" / s, root / "masks" / s) for s in SPLITS if (root / "images" / s).is_dir()}
+        return nested or {"all": (root / "images", root / "masks")}
+    return {s: (root / s / "images", root / s / "masks") for s in SPLITS
+            if (root / s / "images").is_dir() and (root / s / "masks").is_dir()}
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and bool(subsets(path))
+
+
+def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in exts}
+
+
+def pairs(images_dir: Path, masks_dir: Path) -> tuple[SegFileSplit, list[BadFile]]:
+    """Images matched to masks by stem; the unmatched on either side come back as BadFiles."""
+    images, masks = _files(images_dir, IMAGE_EXTS), _files(masks_dir, MASK_EXTS)
+    stems = sorted(set(images) & set(masks))
+    bad = [BadFile(str(images[s]), f"has no mask {masks_dir / (s + '.png')}") for s in sorted(set(images) - set(masks))]
+    bad += [BadFile(str(masks[s]), f"is a mask without an image in {images_dir}") for s in sorted(set(masks) - set(images))]
+    split = SegFileSplit([str(images[s]) for s in stems], [str(masks[s]) for s in stems],
+                         names=[str(images[s]) for s in stems])
+    return split, bad
+
+
+def read_classes(root: Path) -> list[str] | None:
+    path = root / "classes.txt"
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise CnnkitError(f"{path} lists no classes: write one class name per line (line 1 = mask value 0).")
+    return names
+
+
+def header_check(split: SegFileSplit) -> tuple[SegFileSplit, list[BadFile], list[tuple[int, int, int]]]:
+    """Keep pairs whose image and mask headers open and agree in size; (kept, bad, (h, w, c) per kept)."""
+    from PIL import Image
+
+    from cnnkit.data.decode import BadImage, probe_image
+
+    keep, bad, shapes = [], [], []
+    for i, (img, msk) in enumerate(zip(split.image_paths, split.mask_paths)):
+        try:
+            gray, (h, w) = probe_image(img)
+        except BadImage as e:
+            bad.append(BadFile(img, e.reason))
+            continue
+        c = 1 if gray else 3
+        try:
+            with Image.open(msk) as im:
+                mw, mh = im.size
+        except OSError as e:
+            bad.append(BadFile(msk, f"mask cannot be read ({type(e).__name__})"))
+            continue
+        if (mh, mw) != (h, w):
+            bad.append(BadFile(img, f"image is {w}x{h} but its mask {msk} is {mw}x{mh}"))
+            continue
+        keep.append(i)
+        shapes.append((h, w, c))
+    kept = SegFileSplit([split.image_paths[i] for i in keep], [split.mask_paths[i] for i in keep],
+                        split.value_map, [split.names[i] for i in keep] if split.names else None)
+    return kept, bad, shapes
+
+
+def take(split: SegFileSplit, idx) -> SegFileSplit:
+    idx = [int(i) for i in idx]
+    return SegFileSplit([split.image_paths[i] for i in idx], [split.mask_paths[i] for i in idx], split.value_map,
+                        [split.names[i] for i in idx] if split.names else None)
+
+
+def carve(splits: dict[str, SegFileSplit], cfg: Config) -> tuple[SegFileSplit, SegFileSplit, SegFileSplit]:
+    """train/val/test from the subsets given; missing val/test are drawn from train by `data.split_seed`."""
+    train = splits.get("train", splits.get("all"))
+    if train is None:
+        train = SegFileSplit([], [])
+    missing = [s for s in ("val", "test") if s not in splits]
+    if missing:
+        g = torch.Generator().manual_seed(int(cfg.data.split_seed))
+        order = torch.randperm(len(train), generator=g).tolist()
+        frac = {"val": cfg.data.val_fraction, "test": cfg.data.test_fraction}
+        taken = 0
+        for s in missing:
+            n = int(round(len(train) * frac[s]))
+            splits[s] = take(train, order[taken:taken + n])
+            taken += n
+        train = take(train, sorted(order[taken:]))
+    return train, splits["val"], splits["test"]
+
+
+def finish(root: Path, found: dict[str, SegFileSplit], bad: list[BadFile], classes: list[str] | None,
+           cfg: Config, fmt: str) -> DataBundle:
+    """Header-check every pair, carve missing splits, and describe the data (shared with voc_seg)."""
+    from cnnkit.data.splits import check_bad_files
+
+    checked, shapes = {}, []
+    total = sum(len(s) for s in found.values()) + len(bad)
+    for key, split in found.items():
+        kept, more_bad, sh = header_check(split)
+        checked[key] = kept
+        bad += more_bad
+        shapes += sh
+    check_bad_files(bad, total, cfg.data.max_bad, str(root))
+    if not shapes:
+        raise CnnkitError(f"{root} holds no usable image + mask pairs; see `cnnkit data inspect {root}`.")
+    if classes is None:
+        top = max(int(m[m != 255].max()) if (m != 255).any() else 0
+                  for m in (read_mask(p) for s in checked.values() for p in s.mask_paths[:200]))
+        classes = ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
+    train, val, test = carve(checked, cfg)
+    sides = sorted(max(h, w) for h, w, _ in shapes)
+    info = DatasetInfo(task="segment", classes=classes, channels=3 if any(c == 3 for *_, c in shapes) else 1,
+                       image_size=sides[len(sides) // 2], name=str(root), hflip_ok=True, bad_files=bad,
+                       extra={"counts": {"train": len(train), "val": len(val), "test": len(test)}, "format": fmt})
+    return DataBundle(train, val, test, info)
+
+
+@register_format("mask-folder", task="segment", detect=detect, priority=20)
+def load(path: Path, cfg: Config) -> DataBundle:
+    found, bad = {}, []
+    for key, (images_dir, masks_dir) in subsets(path).items():
+        found[key], missing = pairs(images_dir, masks_dir)
+        bad += missing
+    return finish(path, found, bad, read_classes(path), cfg, "mask-folder")
+
+
+@WRITERS.register("masks")
+def write_masks(bundle: DataBundle, out: Path) -> None:
+    """OUT/{train,val,test}/{images,masks}/<name>.png and OUT/classes.txt (palette masks, lossless images)."""
+    from PIL import Image
+
+    bundle = segment_view(bundle)  # detection data with instance masks becomes class masks
+    out = Path(out)
+    for key in SPLITS:
+        split = bundle.split(key)
+        for i, (name, image, mask) in enumerate(samples(split, bundle.info.channels)):
+            if image is None:
+                continue  # unreadable in the source: already listed by its reader
+            stem = Path(name).stem if name else f"{key}_{i:05d}"
+            (out / key / "images").mkdir(parents=True, exist_ok=True)
+            arr = image.permute(1, 2, 0).numpy()
+            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out / key / "images" / f"{stem}.png")
+            write_mask(mask, out / key / "masks" / f"{stem}.png")
+    (out / "classes.txt").write_text("\n".join(bundle.info.classes) + "\n")

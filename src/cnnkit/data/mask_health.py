@@ -1,0 +1,148 @@
+"""Mask health reports for `cnnkit data inspect`: mask folders, VOC segmentation, built-in segment sets.
+
+Every image/mask pair is decoded in full (not just its header) and each fault is listed
+against its file, with a kind that `HealthReport.by_kind` counts:
+
+- `unreadable`:     the image or the mask cannot be decoded (zero-byte, truncated, not an image,
+                    a colour mask with no class indices);
+- `missing-mask` /  an image without a mask, a mask without an image, a listed id without files;
+  `missing-image`
+- `size-mismatch`:  the mask's width x height differs from its image's;
+- `unknown-class`:  mask values that are neither a class index (0..K-1) nor 255 (ignore);
+- `empty-mask`:     no pixel of any foreground class (only background and/or ignore).
+Counts give images per subset, pixels and images per class, so imbalance shows too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cnnkit.config import Config
+from cnnkit.data.base import BadFile
+from cnnkit.data.commands import INSPECTORS, HealthReport
+from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegFileSplit, SegSplit, _remap, read_mask
+
+
+class _Tally:
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+        self.pixels = torch.zeros(len(classes), dtype=torch.int64)
+        self.images = torch.zeros(len(classes), dtype=torch.int64)
+
+    def add(self, mask: torch.Tensor) -> None:
+        m = mask.reshape(-1).long()
+        counts = torch.bincount(m[m < len(self.classes)], minlength=len(self.classes))
+        self.pixels += counts
+        self.images += (counts > 0).long()
+
+    def to_dict(self) -> dict:
+        return {"pixels_per_class": {c: int(v) for c, v in zip(self.classes, self.pixels)},
+                "images_per_class": {c: int(v) for c, v in zip(self.classes, self.images)}}
+
+
+def check_pair(report: HealthReport, tally: _Tally, name: str, image: torch.Tensor, mask: torch.Tensor,
+               mask_name: str | None = None) -> None:
+    """Add the size / class-value / emptiness faults of one decoded pair to `report`."""
+    k = len(tally.classes)
+    mask_name = mask_name or name
+    if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+        report.add("size-mismatch", name, f"image is {image.shape[-1]}x{image.shape[-2]} but its mask "
+                                          f"{mask_name} is {mask.shape[-1]}x{mask.shape[-2]} (WxH)")
+    values = mask.unique()
+    unknown = values[(values >= k) & (values != IGNORE_INDEX)]
+    if len(unknown):
+        shown = ", ".join(str(int(v)) for v in unknown[:8])
+        report.add("unknown-class", mask_name, f"mask values {shown} are not classes 0..{k - 1} "
+                                               f"({', '.join(tally.classes[:4])}{', ...' if k > 4 else ''}) nor 255")
+    if not ((values != 0) & (values != IGNORE_INDEX)).any():
+        report.add("empty-mask", mask_name, "mask has no foreground pixels (only background or ignore)")
+    tally.add(mask)
+
+
+def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | None) -> int:
+    """Check every pair of a SegSplit / SegFileSplit; returns the number of pairs looked at."""
+    from cnnkit.data.decode import BadImage, read_image
+
+    for i in range(len(split)):
+        if isinstance(split, SegSplit):
+            name = split.names[i] if split.names else str(i)
+            check_pair(report, tally, name, split.images[i], split.masks[i])
+            continue
+        img_path, mask_path = split.image_paths[i], split.mask_paths[i]
+        image = mask = None
+        try:
+            image = read_image(img_path, channels)
+        except BadImage as e:
+            report.add("unreadable", img_path, str(e))
+        try:
+            mask = _remap(read_mask(mask_path), split.value_map)
+        except BadMask as e:
+            report.add("unreadable", mask_path, f"mask {e}")
+        if image is not None and mask is not None:
+            check_pair(report, tally, img_path, image, mask, mask_path)
+    return len(split)
+
+
+def _listing_faults(report: HealthReport, bad: list[BadFile]) -> None:
+    for b in bad:  # reasons written by mask_folder.pairs / voc_seg.scan
+        kind = "missing-mask" if ("no mask" in b.reason or "mask is missing" in b.reason) else "missing-image"
+        report.add(kind, b.path, b.reason)
+
+
+def _report(source: str, subsets: dict, bad: list[BadFile], classes: list[str], channels: int | None) -> HealthReport:
+    report = HealthReport(source)
+    _listing_faults(report, bad)
+    tally = _Tally(classes)
+    per_split = {s: inspect_split(report, tally, split, channels) for s, split in subsets.items()}
+    report.counts = {"images": sum(per_split.values()), "subsets": per_split, "classes": len(classes),
+                     **tally.to_dict()}
+    return report
+
+
+def _classes_or_scan(root: Path, subsets: dict, given: list[str] | None) -> list[str]:
+    if given is not None:
+        return given
+    # No classes.txt: every value seen (below 255) is taken as a class, so none is "unknown".
+    top = 0
+    for split in subsets.values():
+        for p in split.mask_paths:
+            try:
+                m = read_mask(p)
+            except BadMask:
+                continue
+            fg = m[m != IGNORE_INDEX]
+            top = max(top, int(fg.max()) if fg.numel() else 0)
+    return ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
+
+
+@INSPECTORS.register("mask-folder")
+def inspect_mask_folder(path: Path, cfg: Config) -> HealthReport:
+    from cnnkit.data.mask_folder import pairs, read_classes, subsets
+
+    found, bad = {}, []
+    for key, (images_dir, masks_dir) in subsets(path).items():
+        found[key], missing = pairs(images_dir, masks_dir)
+        bad += missing
+    return _report(str(path), found, bad, _classes_or_scan(path, found, read_classes(path)), None)
+
+
+@INSPECTORS.register("voc-seg")
+def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
+    from cnnkit.data.mask_folder import read_classes
+    from cnnkit.data.voc_seg import VOC_CLASSES, scan
+
+    found, bad = scan(path)
+    return _report(str(path), found, bad, read_classes(path) or list(VOC_CLASSES), None)
+
+
+@INSPECTORS.register("segment")
+def inspect_segment_builtin(path: Path, cfg: Config) -> HealthReport:
+    """A built-in segmentation set (digits-seg): the same checks on the generated tensors."""
+    from cnnkit.data.sources import build_data
+
+    cfg = cfg.copy()
+    cfg.data.name = str(path)
+    bundle = build_data(cfg)
+    splits = {s: bundle.split(s) for s in ("train", "val", "test")}
+    return _report(str(path), splits, list(bundle.info.bad_files), bundle.info.classes, bundle.info.channels)

@@ -1,0 +1,354 @@
+"""Semantic segmentation data: split types, mask files, mask-aware augmentation and the loader.
+
+A sample is an image (uint8 C x H x W) and a mask (uint8 H x W) whose value is the class
+index of each pixel; 255 means "ignore" (VOC's void border), never a class. Splits come
+in two forms, like classification's: `SegSplit` holds tensors in memory (the generated
+digits-seg canvases), `SegFileSplit` holds paths decoded by DataLoader workers (folders,
+VOC). Both go through the same Dataset, so augmentation is identical.
+
+Augmentation is transforms.v2 on (`tv_tensors.Image`, `tv_tensors.Mask`) pairs: v2 moves
+both with the same random parameters and always resamples masks nearest-neighbour, so no
+class value is ever blended. Uncovered mask corners are filled with the ignore index:
+nothing is known about them, so they must not count as background.
+
+Epoch contract (tasks.base.Loader): sample i of epoch e is augmented under a CPU RNG
+seeded from (seed, e, i) inside `torch.random.fork_rng`, so the result is the same with 0
+or N workers, on resume, and leaves the trainer's own RNG stream untouched.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from cnnkit.data.base import BadFile
+from cnnkit.data.loader import _EpochOrder
+from cnnkit.data.transforms import PRESETS, resize_uint8, to_model_input
+from cnnkit.errors import CnnkitError, did_you_mean
+
+IGNORE_INDEX = 255
+MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+
+@dataclass
+class SegSplit:
+    """In memory: images uint8 N x C x H x W and masks uint8 N x H x W (or lists, for mixed sizes)."""
+
+    images: torch.Tensor | list[torch.Tensor]
+    masks: torch.Tensor | list[torch.Tensor]
+    names: list[str] | None = None
+    instances: Any = None  # optional DetectionSplit of the same images (generated sets), for COCO/instance use
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+@dataclass
+class SegFileSplit:
+    """Streamed: one image file and one mask file per sample; `value_map` remaps raw mask values."""
+
+    image_paths: list[str]
+    mask_paths: list[str]
+    value_map: dict[int, int] | None = None  # e.g. {255: 255} is the identity; unset = values are classes
+    names: list[str] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+
+# ---- mask files -------------------------------------------------------------------------------
+def palette() -> list[int]:
+    """The Pascal VOC colour map (256 RGB triples, flattened): class 0 black, 255 (ignore) cream."""
+    out = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out += [r, g, b]
+    return out
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """An index or palette PNG -> uint8 H x W class indices. Raises BadMask with the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            arr = np.array(im)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise BadMask(f"cannot be read as an image ({type(e).__name__})") from None
+    if arr.ndim == 3:
+        # Gray masks saved as RGB are common; a truly coloured mask has no class indices to read.
+        if arr.shape[2] >= 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
+            arr = arr[..., 0]
+        else:
+            raise BadMask(f"is a colour ({mode}) image; save masks as index (L) or palette (P) PNGs")
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.max() > 255 or arr.min() < 0):
+            raise BadMask(f"holds values up to {int(arr.max())}; mask values must be class indices 0..254")
+        arr = arr.astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def write_mask(mask: torch.Tensor, path: str | Path) -> None:
+    """uint8 H x W class indices -> palette PNG (values stay the indices; the palette is for eyes)."""
+    from PIL import Image
+
+    im = Image.fromarray(mask.to(torch.uint8).cpu().numpy(), mode="P")
+    im.putpalette(palette())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+
+
+class BadMask(Exception):
+    """A mask file that cannot be used; str() is the reason."""
+
+
+def overlay(image: torch.Tensor, mask: torch.Tensor, num_classes: int, alpha: float = 0.5) -> torch.Tensor:
+    """uint8 3 x H x W image with each non-background class painted in its palette colour."""
+    from torchvision.utils import draw_segmentation_masks
+
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    pal = palette()
+    present = [c for c in range(1, num_classes) if bool((mask == c).any())]
+    if not present:
+        return image.clone()
+    masks = torch.stack([mask == c for c in present])
+    colors = [tuple(pal[3 * c:3 * c + 3]) for c in present]
+    return draw_segmentation_masks(image, masks, alpha=alpha, colors=colors)
+
+
+def colorize(mask: torch.Tensor) -> torch.Tensor:
+    """uint8 H x W indices -> uint8 3 x H x W palette colours (for plots)."""
+    pal = torch.tensor(palette(), dtype=torch.uint8).view(256, 3)
+    return pal[mask.long()].permute(2, 0, 1)
+
+
+def pixel_counts(split, num_classes: int, limit: int = 2000) -> torch.Tensor:
+    """Pixels per class over (up to `limit` samples of) a split; ignore and unreadable masks skipped."""
+    counts = torch.zeros(num_classes, dtype=torch.int64)
+    if isinstance(split, SegSplit):  # in memory: no decoding, one bincount per sample
+        masks = split.masks[:limit]
+    elif isinstance(split, SegFileSplit):  # only the mask files: images are not needed for counting
+        masks = (_remap(read_mask(p), split.value_map) for p in split.mask_paths[:limit] if _readable(p))
+    else:
+        masks = (m for _, img, m in samples(split, 1, limit) if img is not None)
+    for m in masks:
+        m = m.reshape(-1).long()
+        counts += torch.bincount(m[m < num_classes], minlength=num_classes)[:num_classes]
+    return counts
+
+
+def _readable(path: str) -> bool:
+    try:
+        read_mask(path)
+    except BadMask:
+        return False
+    return True
+
+
+def semantic_from_instances(target: dict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+    """One class mask from instance masks: 1 + label under each object, 255 under crowd regions.
+
+    Crowd regions are painted first so that a counted object inside one keeps its class.
+    """
+    out = torch.zeros(tuple(size), dtype=torch.uint8)
+    masks, labels = target["masks"].bool(), target["labels"]
+    crowd = target.get("iscrowd", torch.zeros_like(labels)).bool()
+    for m in masks[crowd]:
+        out[m] = IGNORE_INDEX
+    for m, lab in zip(masks[~crowd], labels[~crowd]):
+        out[m] = int(lab) + 1
+    return out
+
+
+def segment_view(bundle):
+    """The bundle as segmentation data: as it is, or detection data with instance masks seen as
+    class masks ("background" + its classes; see `semantic_from_instances`)."""
+    from cnnkit.data.base import DataBundle
+
+    info = bundle.info
+    if info.task == "segment":
+        return bundle
+    if not all(getattr(s, "masks", None) is not None for s in (bundle.train, bundle.val, bundle.test)):
+        raise CnnkitError(f"{info.name} has no masks: segmentation needs mask PNGs, VOC SegmentationClass "
+                          "or COCO polygons/RLE.")
+    seg_info = replace(info, task="segment", classes=["background", *info.classes],
+                       extra={**info.extra, "from_instances": True})
+    return DataBundle(bundle.train, bundle.val, bundle.test, seg_info)
+
+
+def detection_view(bundle):
+    """digits-seg as detection data (its `SegSplit.instances`), e.g. for the COCO and VOC box writers."""
+    from cnnkit.data.base import DataBundle
+
+    info = bundle.info
+    splits = [bundle.train, bundle.val, bundle.test]
+    if info.task != "segment" or not all(getattr(s, "instances", None) is not None for s in splits):
+        return bundle
+    det_info = replace(info, task="detect", classes=[c for c in info.classes if c != "background"])
+    return DataBundle(*(s.instances for s in splits), det_info)
+
+
+def _remap(mask: torch.Tensor, value_map: dict[int, int] | None) -> torch.Tensor:
+    if not value_map:
+        return mask
+    lut = torch.arange(256, dtype=torch.uint8)
+    for k, v in value_map.items():
+        lut[int(k)] = int(v)
+    return lut[mask.long()]
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+def seg_augment(preset: str, hflip: bool) -> v2.Transform | None:
+    """transforms.v2 pipeline on (Image, Mask) pairs for a preset; None for "none"."""
+    if preset not in PRESETS:
+        raise CnnkitError(f'Unknown augmentation preset "{preset}".{did_you_mean(preset, PRESETS)} '
+                          f"Use one of {', '.join(PRESETS)}.")
+    if preset == "none":
+        return None
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
+    strong = preset == "strong"
+    ops: list[v2.Transform] = [v2.RandomHorizontalFlip()] if hflip else []
+    # One affine warp gives rotation, scale and shift (the "crop") in a single resampling.
+    ops.append(v2.RandomAffine(degrees=20 if strong else 10, translate=(0.1, 0.1),
+                               scale=(0.6, 1.4) if strong else (0.8, 1.2),
+                               interpolation=v2.InterpolationMode.BILINEAR, fill=fill))
+    if strong:
+        ops.append(v2.ColorJitter(brightness=0.3, contrast=0.3))  # images only; masks pass through
+    return v2.Compose(ops)
+
+
+def resize_mask(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """uint8 H x W -> h x w, nearest neighbour (class values are never interpolated)."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return v2.functional.resize(tv_tensors.Mask(mask[None]), list(size)).as_subclass(torch.Tensor)[0]
+
+
+# ---- loader -----------------------------------------------------------------------------------
+class _SegDataset(Dataset):
+    def __init__(self, split, channels: int, size: Sequence[int], augment: v2.Transform | None, seed: int,
+                 num_classes: int | None = None):
+        self.split, self.channels, self.size = split, channels, list(size)
+        self.augment, self.seed, self.epoch, self.num_classes = augment, seed, 0, num_classes
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def read(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.split
+        if isinstance(s, SegSplit):
+            return s.images[i], s.masks[i]
+        from cnnkit.data.decode import read_image
+
+        if isinstance(s, SegFileSplit):
+            return read_image(s.image_paths[i], self.channels), _remap(read_mask(s.mask_paths[i]), s.value_map)
+        image = s.image(i)  # a DetectionSplit with instance masks (COCO polygons / RLE)
+        return image, semantic_from_instances(s.target(i, masks=True), image.shape[-2:])
+
+    def __getitem__(self, i: int):
+        from cnnkit.data.decode import BadImage
+
+        try:
+            image, mask = self.read(i)
+        except (BadImage, BadMask) as e:
+            return None, None, BadFile(self._name(i), str(e))
+        problem = mask_problem(image, mask, self.num_classes)
+        if problem:
+            return None, None, BadFile(self._name(i), problem)
+        image, mask = resize_uint8(image, self.size), resize_mask(mask, self.size)
+        if self.augment is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + i)
+                image, mask = self.augment(tv_tensors.Image(image), tv_tensors.Mask(mask))
+            image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        return image, mask, None
+
+    def _name(self, i: int) -> str:
+        s = self.split
+        if isinstance(s, (SegSplit, SegFileSplit)):
+            return s.names[i] if s.names is not None else (s.image_paths[i] if isinstance(s, SegFileSplit) else str(i))
+        return s.name(i)
+
+
+def mask_problem(image: torch.Tensor, mask: torch.Tensor, num_classes: int | None) -> str | None:
+    """Why an (image, mask) pair cannot train a model, or None: size mismatch, values outside the classes."""
+    if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+        return (f"image is {image.shape[-1]}x{image.shape[-2]} (WxH) but its mask is "
+                f"{mask.shape[-1]}x{mask.shape[-2]}")
+    if num_classes is not None:
+        values = mask.unique()
+        bad = values[(values >= num_classes) & (values != IGNORE_INDEX)]
+        if len(bad):
+            shown = ", ".join(str(int(v)) for v in bad[:5])
+            return f"mask has values {shown} outside the {num_classes} classes (0..{num_classes - 1}, 255 = ignore)"
+    return None
+
+
+def samples(split, channels: int | None, limit: int | None = None):
+    """(name, image, mask) per sample at its stored size, or (name, None, BadFile) when unreadable."""
+    from cnnkit.data.decode import BadImage
+
+    ds = _SegDataset(split, channels, [1, 1], None, 0)
+    for i in range(len(split) if limit is None else min(limit, len(split))):
+        try:
+            image, mask = ds.read(i)
+        except (BadImage, BadMask) as e:
+            yield ds._name(i), None, BadFile(ds._name(i), str(e))
+            continue
+        yield ds._name(i), image, mask
+
+
+def _collate(items):
+    good = [(img, m) for img, m, _ in items if img is not None]
+    bad = [b for _, _, b in items if b is not None]
+    if not good:
+        return None, None, bad
+    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good]), bad
+
+
+class SegLoader(_EpochOrder):
+    """Yields (normalised float images N x C x h x w, int64 masks N x h x w); bad samples are
+    skipped and kept in `bad_files` for the run report."""
+
+    def __init__(self, split, preprocess: dict, batch_size: int, train: bool, seed: int,
+                 augment: str = "none", hflip: bool = False, workers: int = 0, num_classes: int | None = None):
+        super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
+        aug = seg_augment(augment, hflip) if train else None
+        self.dataset = _SegDataset(split, preprocess["channels"], preprocess["size"], aug, seed, num_classes)
+        self.preprocess, self.workers = preprocess, workers
+        self.bad_files: list[BadFile] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.dataset.epoch = epoch
+
+    def __iter__(self):
+        # An own generator: DataLoader otherwise draws its worker base seed from the global RNG.
+        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in self.batches()],
+                            num_workers=self.workers, collate_fn=_collate, persistent_workers=False,
+                            generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        seen = {b.path for b in self.bad_files}
+        for images, masks, bad in loader:
+            for b in bad:
+                if b.path not in seen:
+                    seen.add(b.path)
+                    self.bad_files.append(b)
+            if images is None:
+                continue
+            yield to_model_input(images, self.preprocess), masks.long()

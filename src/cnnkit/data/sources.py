@@ -1,0 +1,89 @@
+"""Where a `--data` value becomes a `DataBundle`: built-in names and on-disk formats.
+
+Built-ins register a loader under a name (`BUILTINS`); on-disk formats register a
+`detect(path)` test and a loader (`FORMATS`), tried in priority order. Modules add
+themselves with the decorators below and are imported by `cnnkit.data`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnkit.config import Config
+from cnnkit.data.base import DataBundle
+from cnnkit.errors import CnnkitError, did_you_mean
+from cnnkit.registry import Registry
+
+BUILTINS = Registry("built-in dataset")
+
+
+@dataclass
+class Format:
+    name: str
+    task: str  # the task this format feeds by default
+    detect: Callable[[Path], bool]
+    load: Callable[[Path, Config], DataBundle]
+    priority: int = 0  # higher is tried first (more specific formats)
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register_format(name: str, task: str, detect: Callable[[Path], bool], priority: int = 0):
+    """Decorator for `load(path, cfg) -> DataBundle` of an on-disk format."""
+
+    def add(load: Callable[[Path, Config], DataBundle]):
+        FORMATS[name] = Format(name, task, detect, load, priority)
+        return load
+
+    return add
+
+
+def detect_format(path: Path) -> Format:
+    for fmt in sorted(FORMATS.values(), key=lambda f: -f.priority):
+        try:
+            if fmt.detect(path):
+                return fmt
+        except OSError:
+            continue
+    known = ", ".join(sorted(FORMATS))
+    raise CnnkitError(
+        f"Could not tell the format of {path}: expected one of {known}. "
+        "See `cnnkit data --help` for the layouts cnnkit reads."
+    )
+
+
+def build_data(cfg: Config) -> DataBundle:
+    """Load `cfg.data.name` (a built-in name or a path) into train/val/test splits."""
+    bundle = _load(cfg)
+    _add_statistics(bundle)
+    return bundle
+
+
+def _add_statistics(bundle: DataBundle) -> None:
+    """Facts tasks choose defaults and normalisation from: train size, per-channel mean/std."""
+    from cnnkit.data.base import TensorSplit
+
+    extra = bundle.info.extra
+    extra.setdefault("n_train", len(bundle.train))
+    if isinstance(bundle.train, TensorSplit) and "mean" not in extra and len(bundle.train):
+        x = bundle.train.images[:20_000].float().div_(255)
+        extra["mean"] = [round(float(v), 4) for v in x.mean(dim=(0, 2, 3))]
+        extra["std"] = [round(max(float(v), 1e-3), 4) for v in x.std(dim=(0, 2, 3))]
+
+
+def _load(cfg: Config) -> DataBundle:
+    name = cfg.data.name
+    if name in BUILTINS:
+        return BUILTINS.get(name)(cfg)
+    path = Path(name).expanduser()
+    if not path.exists():
+        looks_like_path = any(c in name for c in "/\\.") or name.startswith("~")
+        if looks_like_path:
+            raise CnnkitError(f"Data path {path} does not exist.")
+        raise CnnkitError(
+            f'Unknown dataset "{name}": it is neither a built-in set nor an existing path.'
+            f"{did_you_mean(name, BUILTINS)} Built-in: {', '.join(BUILTINS)}."
+        )
+    return detect_format(path).load(path, cfg)

@@ -1,0 +1,88 @@
+"""Classification preprocessing and batch augmentation (presets none | light | strong).
+
+Images arrive as a uint8 batch N x C x H x W (from the in-memory tensor or from
+DataLoader workers) and leave as a normalised float batch. Eval preprocessing —
+`to_model_input` — is the one function shared by training, evaluation, predict,
+explain, serve and export, so they cannot drift apart.
+
+- light:  random translation (pad + crop, per sample) and, where the data allows it,
+          horizontal flips. Written as batched tensor indexing rather than per-sample
+          transforms.v2 calls because it runs every step on the fast path: one gather
+          for the whole batch costs about as much as a single per-sample call.
+- strong: light + TrivialAugmentWide and RandomErasing from transforms.v2 (per sample).
+MixUp / CutMix (transforms.v2, batch level) are switched on by `data.mixup` / `data.cutmix`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from cnnkit.errors import CnnkitError, did_you_mean
+
+PRESETS = ("none", "light", "strong")
+
+
+def resize_uint8(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a uint8 N x C x H x W batch (or C x H x W image) with antialiasing; no-op when sizes match."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return v2.functional.resize(images, list(size), antialias=True)
+
+
+def to_model_input(images: torch.Tensor, preprocess: dict) -> torch.Tensor:
+    """uint8 N x C x H x W (any size) -> normalised float N x C x h x w, as the model was trained."""
+    images = resize_uint8(images, preprocess["size"])
+    mean = torch.tensor(preprocess["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(preprocess["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+class BatchAugment:
+    """Augment a uint8 batch in place of per-sample Dataset transforms (see module docstring)."""
+
+    def __init__(self, preset: str, hflip: bool, image_size: Sequence[int]):
+        if preset not in PRESETS:
+            raise CnnkitError(f'Unknown augmentation preset "{preset}".{did_you_mean(preset, PRESETS)} '
+                              f"Use one of {', '.join(PRESETS)}.")
+        self.preset, self.hflip = preset, hflip
+        h, w = image_size
+        self.pad = max(1, round(min(h, w) / 8))
+        self.per_sample = None
+        if preset == "strong":
+            self.per_sample = v2.Compose([v2.TrivialAugmentWide(), v2.RandomErasing(p=0.25, value=0)])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.preset == "none":
+            return images
+        if self.per_sample is not None:
+            images = torch.stack([self.per_sample(img) for img in images])
+        images = self._translate(images)
+        if self.hflip:
+            flip = torch.rand(images.shape[0]) < 0.5
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+        return images
+
+    def _translate(self, images: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = images.shape
+        p = self.pad
+        padded = F.pad(images, (p, p, p, p))  # zero (black) border, like the digits' background
+        oy = torch.randint(0, 2 * p + 1, (n,))
+        ox = torch.randint(0, 2 * p + 1, (n,))
+        rows = (oy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w)[None, :])[:, None, None, :]
+        return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+def mix_transform(num_classes: int, mixup: float, cutmix: float):
+    """MixUp / CutMix on (float images, int labels) -> (images, soft labels), or None when both are off."""
+    choices = []
+    if mixup > 0:
+        choices.append(v2.MixUp(alpha=mixup, num_classes=num_classes))
+    if cutmix > 0:
+        choices.append(v2.CutMix(alpha=cutmix, num_classes=num_classes))
+    if not choices:
+        return None
+    return choices[0] if len(choices) == 1 else v2.RandomChoice(choices)

@@ -1,0 +1,195 @@
+"""Pascal VOC detection format (format "voc", task detect): reader, health inspector and the "voc" writer.
+
+    ROOT/Annotations/<id>.xml            <filename>, <size>, one <object> per box: <name>,
+                                         <difficult>, <bndbox> xmin ymin xmax ymax
+    ROOT/JPEGImages/<filename>           (any image type; the writer keeps PNGs lossless)
+    ROOT/ImageSets/Main/{train,val,trainval,test}.txt   ids per subset (optional)
+    ROOT/labels.txt (optional)           class order; else VOC's 20 classes when every name
+                                         is one of them, else the names sorted
+A VOCdevkit folder with one VOC20xx inside is accepted too.
+
+VOC coordinates are 1-based pixel indices with xmax/ymax inclusive, so a box whose
+pixel edges are x1..x2 (0-based, exclusive) reads xmin = x1 + 1, xmax = x2 — the
+convention of VOC's devkit and Detectron. The writer keeps fractional values as floats
+(integers print plainly), so reading back gives the same boxes. `difficult` boxes are
+marked crowd: left out of training, matched as "ignore" in evaluation, as VOC's own
+metric does; the writer writes crowd boxes as difficult.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from cnnkit.config import Config
+from cnnkit.data.base import DataBundle
+from cnnkit.data.box_health import RawImage, Scan, inspect_scan, scan_to_bundle
+from cnnkit.data.commands import INSPECTORS, WRITERS, HealthReport
+from cnnkit.data.detection import DetectionSplit, save_image, unique_names
+from cnnkit.data.sources import register_format
+from cnnkit.errors import CnnkitError
+
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+SPLITS = ("train", "val", "test")
+
+
+def _root(path: Path) -> Path | None:
+    if (path / "Annotations").is_dir():
+        return path
+    inner = sorted(p for p in path.glob("VOC*") if (p / "Annotations").is_dir()) if path.is_dir() else []
+    return inner[0] if len(inner) == 1 else None
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and _root(path) is not None
+
+
+def _ids(root: Path) -> dict[str, list[str]]:
+    lists = root / "ImageSets" / "Main"
+    found = {}
+    for s in (*SPLITS, "trainval"):
+        f = lists / f"{s}.txt"
+        if f.is_file():
+            found[s] = [ln.split()[0] for ln in f.read_text().splitlines() if ln.strip()]
+    if "trainval" in found:
+        tv = found.pop("trainval")
+        if "train" not in found:
+            found["train"] = [i for i in tv if i not in set(found.get("val", []))]
+    if not found:
+        found["all"] = sorted(p.stem for p in (root / "Annotations").glob("*.xml"))
+    return found
+
+
+def _text(node, tag: str, default: str = "") -> str:
+    child = node.find(tag)
+    return child.text.strip() if child is not None and child.text else default
+
+
+def _classes(root: Path, names: set[str]) -> list[str]:
+    for fname in ("labels.txt", "classes.txt"):
+        f = root / fname
+        if f.is_file():
+            return [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
+    return VOC_CLASSES if names <= set(VOC_CLASSES) else sorted(names)
+
+
+def scan(path: Path) -> Scan:
+    root = _root(path)
+    if root is None:
+        raise CnnkitError(f"{path} is not a Pascal VOC folder: expected Annotations/ and JPEGImages/.")
+    parsed: dict[str, list[RawImage]] = {}
+    issues: list[tuple[str, str, str]] = []
+    names: set[str] = set()
+    images = root / "JPEGImages"
+    by_stem = {p.stem: p for p in images.iterdir()} if images.is_dir() else {}
+    for split, ids in _ids(root).items():
+        recs = parsed.setdefault(split, [])
+        for image_id in ids:
+            xml = root / "Annotations" / f"{image_id}.xml"
+            try:
+                ann = ET.parse(xml).getroot()
+            except (OSError, ET.ParseError) as e:
+                issues.append(("bad_annotation", str(xml), f"cannot read the annotation ({e})"))
+                continue
+            fname = _text(ann, "filename") or f"{image_id}.jpg"
+            file = images / fname
+            if not file.is_file() and Path(fname).stem in by_stem:
+                file = by_stem[Path(fname).stem]
+            size = ann.find("size")
+            rec = RawImage(str(file), image_id, str(xml), _float(_text(size, "width")) if size is not None else None,
+                           _float(_text(size, "height")) if size is not None else None)
+            if not rec.width or not rec.height:
+                rec.width = rec.height = None  # VOC files sometimes say 0: use the image header
+            for obj in ann.iter("object"):
+                bb = obj.find("bndbox")
+                vals = [_float(_text(bb, t)) for t in ("xmin", "ymin", "xmax", "ymax")] if bb is not None else []
+                if len(vals) != 4 or any(v is None for v in vals):
+                    issues.append(("bad_annotation", str(xml), "an <object> lacks a numeric <bndbox>"))
+                    continue
+                name = _text(obj, "name")
+                names.add(name)
+                xmin, ymin, xmax, ymax = vals
+                rec.boxes.append([xmin - 1, ymin - 1, xmax, ymax])
+                rec.names.append(name)
+                rec.iscrowd.append(1 if _text(obj, "difficult", "0") in ("1", "true") else 0)
+            recs.append(rec)
+    classes = _classes(root, names)
+    index = {c: k for k, c in enumerate(classes)}
+    for recs in parsed.values():
+        for rec in recs:
+            rec.labels = [index.get(n, -1) for n in rec.names]
+    return Scan(classes, parsed, issues)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@register_format("voc", task="detect", detect=detect, priority=20)
+def load(path: Path, cfg: Config) -> DataBundle:
+    return scan_to_bundle(scan(path), cfg, str(path))
+
+
+@INSPECTORS.register("voc")
+def inspect(path: Path, cfg: Config) -> HealthReport:
+    return inspect_scan(scan(path), str(path))
+
+
+# ---- writer ------------------------------------------------------------------------------
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _xml(name: str, h: int, w: int, c: int, boxes, labels, crowd, classes: list[str]) -> str:
+    ann = ET.Element("annotation")
+    ET.SubElement(ann, "folder").text = "JPEGImages"
+    ET.SubElement(ann, "filename").text = name
+    size = ET.SubElement(ann, "size")
+    for tag, v in (("width", w), ("height", h), ("depth", c)):
+        ET.SubElement(size, tag).text = str(v)
+    ET.SubElement(ann, "segmented").text = "0"
+    for (x1, y1, x2, y2), label, difficult in zip(boxes, labels, crowd):
+        obj = ET.SubElement(ann, "object")
+        ET.SubElement(obj, "name").text = classes[label]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = str(int(difficult))
+        bb = ET.SubElement(obj, "bndbox")
+        for tag, v in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
+            ET.SubElement(bb, tag).text = _num(v)
+    ET.indent(ann)
+    return ET.tostring(ann, encoding="unicode") + "\n"
+
+
+@WRITERS.register("voc")
+def write(bundle: DataBundle, out: Path) -> None:
+    out = Path(out)
+    info = bundle.info
+    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    for s in SPLITS:
+        split = bundle.split(s)
+        if not isinstance(split, DetectionSplit):
+            raise CnnkitError(f"{info.name} is not a detection dataset; VOC output needs boxes.")
+        if not len(split):
+            continue
+        names = unique_names(split)
+        if taken & {Path(n).stem for n in names}:  # VOC keeps every subset in one folder
+            names = unique_names(split, prefix=f"{s}_")
+        ids = []
+        for i, name in enumerate(names):
+            stem = Path(name).stem
+            save_image(split, i, out / "JPEGImages" / name)
+            h, w = split.size(i)
+            t = split.target(i)
+            (out / "Annotations" / f"{stem}.xml").write_text(
+                _xml(name, h, w, split.channels, t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist(),
+                     info.classes))
+            ids.append(stem)
+        taken |= set(ids)
+        (out / "ImageSets" / "Main" / f"{s}.txt").write_text("".join(i + "\n" for i in ids))
+    (out / "labels.txt").write_text("".join(c + "\n" for c in info.classes))

@@ -1,0 +1,106 @@
+"""Pascal VOC segmentation layout (format "voc-seg", task segment): reader and the "voc-seg" writer.
+
+    ROOT/JPEGImages/<id>.jpg
+    ROOT/SegmentationClass/<id>.png           palette PNGs: index = class, 255 = void (ignored)
+    ROOT/ImageSets/Segmentation/{train,val,test}.txt   ids per subset (optional: without them
+                                              every mask is one pool, carved by data.split_seed)
+    ROOT/classes.txt (optional)               class names; VOC's 21 names otherwise
+
+A VOC root may also hold detection boxes (Annotations/). This reader claims the folder
+ahead of the detection VOC reader when SegmentationClass/ exists, and hands it back to
+that reader (`FORMATS["voc"]`) unless the task asked is `segment` or there are no
+Annotations/ — so `--task segment` picks masks and plain VOC detection keeps working.
+A subset without a test list gets its test images carved out of train: VOC's test masks
+are not public, and val picks the best epoch, so it cannot also be the test.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnkit.config import Config
+from cnnkit.data.base import BadFile, DataBundle
+from cnnkit.data.commands import WRITERS
+from cnnkit.data.mask_folder import finish, read_classes
+from cnnkit.data.segmentation import IMAGE_EXTS, SegFileSplit, samples, segment_view, write_mask
+from cnnkit.data.sources import FORMATS, register_format
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor"]
+SPLITS = ("train", "val", "test")
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and (path / "SegmentationClass").is_dir() and (path / "JPEGImages").is_dir()
+
+
+def _image_for(root: Path, stem: str, by_stem: dict[str, Path]) -> Path | None:
+    p = root / "JPEGImages" / f"{stem}.jpg"
+    return p if p.is_file() else by_stem.get(stem)
+
+
+def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
+    """Subset -> (image, mask) pairs named by the ImageSets lists (or all masks as "all"); missing files as BadFiles."""
+    masks_dir, lists = root / "SegmentationClass", root / "ImageSets" / "Segmentation"
+    by_stem = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    ids: dict[str, list[str]] = {}
+    for s in SPLITS:
+        f = lists / f"{s}.txt"
+        if f.is_file():
+            ids[s] = [line.split()[0] for line in f.read_text().splitlines() if line.strip()]
+    if not ids:
+        ids["all"] = sorted(p.stem for p in masks_dir.glob("*.png"))
+    found, bad = {}, []
+    for s, stems in ids.items():
+        imgs, msks = [], []
+        for stem in stems:
+            img, msk = _image_for(root, stem, by_stem), masks_dir / f"{stem}.png"
+            if img is None:
+                bad.append(BadFile(str(root / "JPEGImages" / f"{stem}.jpg"), f"listed in {s}.txt but missing"))
+            elif not msk.is_file():
+                if s != "test":  # VOC's own test list has no public masks: not a fault
+                    bad.append(BadFile(str(msk), f"listed in {s}.txt but the mask is missing"))
+            else:
+                imgs.append(str(img))
+                msks.append(str(msk))
+        if imgs:
+            found[s] = SegFileSplit(imgs, msks, names=list(imgs))
+    return found, bad
+
+
+def wants_detection(path: Path, cfg: Config) -> bool:
+    """True when the folder should go to the detection VOC reader instead (see module docstring)."""
+    return (path / "Annotations").is_dir() and cfg.task not in ("segment",) and "voc" in FORMATS
+
+
+@register_format("voc-seg", task="segment", detect=detect, priority=25)
+def load(path: Path, cfg: Config) -> DataBundle:
+    if wants_detection(path, cfg):
+        return FORMATS["voc"].load(path, cfg)
+    found, bad = scan(path)
+    return finish(path, found, bad, read_classes(path) or list(VOC_CLASSES), cfg, "voc-seg")
+
+
+@WRITERS.register("voc-seg")
+def write_voc_seg(bundle: DataBundle, out: Path) -> None:
+    """JPEGImages (JPEG, quality 95), SegmentationClass (palette PNG), ImageSets/Segmentation lists, classes.txt."""
+    from PIL import Image
+
+    bundle = segment_view(bundle)  # detection data with instance masks becomes class masks
+    out = Path(out)
+    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    (out / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    for key in SPLITS:
+        stems = []
+        for i, (name, image, mask) in enumerate(samples(bundle.split(key), bundle.info.channels)):
+            if image is None:
+                continue
+            stem = Path(name).stem if name else f"{i:05d}"
+            stem = stem if stem.startswith(key) else f"{key}_{stem}"  # one JPEGImages folder for all subsets
+            arr = image.permute(1, 2, 0).numpy()
+            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out / "JPEGImages" / f"{stem}.jpg",
+                                                                            quality=95)
+            write_mask(mask, out / "SegmentationClass" / f"{stem}.png")
+            stems.append(stem)
+        (out / "ImageSets" / "Segmentation" / f"{key}.txt").write_text("".join(s + "\n" for s in stems))
+    (out / "classes.txt").write_text("\n".join(bundle.info.classes) + "\n")

@@ -1,0 +1,1 @@
+"""Engine: the task-agnostic training loop, evaluation, checkpoints, optimisers and prediction."""

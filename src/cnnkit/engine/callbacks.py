@@ -1,0 +1,128 @@
+"""What happens at the end of an epoch besides training: early stopping, the CSV and
+TensorBoard logs, and the rich progress bar. Kept out of `trainer.py` so the loop reads
+as a loop."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class EarlyStopping:
+    """Lightning's signature: stop after `patience` evaluations without an improvement of at
+    least `min_delta` in `monitor`. Best weights are kept by the trainer regardless (best.pt),
+    so stopping never loses them (unlike Keras' restore_best_weights, which only applies when
+    patience fires)."""
+
+    def __init__(self, monitor: str, mode: str = "max", patience: int | None = None, min_delta: float = 0.0):
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.bad_evals = 0
+
+    def improved(self, value: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an evaluation; returns True when it is the new best."""
+        if self.improved(value):
+            self.best, self.best_epoch, self.bad_evals = float(value), epoch, 0
+            return True
+        self.bad_evals += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_evals >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.bad_evals = s["best"], s["best_epoch"], s["bad_evals"]
+
+
+class MetricsLog:
+    """metrics.csv (one row per epoch; columns grow as new keys appear) and TensorBoard events."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.path = run_dir / "metrics.csv"
+        self.enabled = enabled
+        self.rows: list[dict[str, Any]] = []
+        self._tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency; keep training if it is broken
+                self._tb = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if not self.enabled:
+            return
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        tmp.replace(self.path)
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k.replace("_", "/", 1) if k.startswith(("train_", "val_")) else k,
+                                        v, row["epoch"])
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+class EpochProgress:
+    """A rich progress bar per epoch showing loss, images/s and ETA (silent off rank 0 or with --json)."""
+
+    def __init__(self, enabled: bool, console: Console | None = None):
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+
+    def start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.t0, self.seen = time.perf_counter(), 0
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=self.console, transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=steps, stats="")
+
+    def step(self, n_images: int, stats: dict[str, float] | None) -> None:
+        self.seen += n_images
+        if self._progress is None:
+            return
+        fields = {}
+        if stats is not None:
+            rate = self.seen / max(1e-9, time.perf_counter() - self.t0)
+            fields["stats"] = " ".join(f"{k} {v:.4g}" for k, v in stats.items()) + f" {rate:.0f} img/s"
+        self._progress.update(self._task, advance=1, **fields)
+
+    def finish(self, summary: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, stats=summary)
+            self._progress.stop()
+            self._progress = None

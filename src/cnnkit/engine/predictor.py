@@ -1,0 +1,110 @@
+"""`Predictor`: a checkpoint turned back into a ready model — for predict, eval, explain and serve.
+
+Everything comes from the checkpoint's own meta (task, architecture, classes, input spec,
+preprocessing), so nothing else is needed to use a trained model (DESIGN rule 4).
+"""
+from __future__ import annotations
+
+import glob
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.config import Config
+from cnnkit.data.base import DatasetInfo
+from cnnkit.engine.checkpoint import load_checkpoint
+from cnnkit.engine.setup import pick_device
+from cnnkit.errors import CnnkitError
+from cnnkit.tasks import get_task
+
+
+class Predictor:
+    def __init__(self, ckpt: dict[str, Any], device: str = "auto"):
+        meta = ckpt["meta"]
+        self.meta, self.path = meta, ckpt["path"]
+        self.cfg = Config.from_dict(meta["config"])
+        self.info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
+                                image_size=meta["image_size"], name=meta.get("data_name", ""))
+        self.info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std") if k in meta["preprocess"]})
+        self.task = get_task(meta["task"])
+        self.task.setup(self.cfg, self.info)
+        self.device = pick_device(device)
+        self.model = self.task.build_model(self.cfg, self.info)
+        self.model.load_state_dict(ckpt["model"])
+        self.model.to(self.device).eval()
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    def preprocess(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """uint8 C x H x W images -> the normalised batch the model was trained on."""
+        from cnnkit.data.transforms import resize_uint8, to_model_input
+
+        pre = self.meta["preprocess"]
+        if "mean" in pre:
+            return to_model_input(torch.stack([resize_uint8(i, pre["size"]) for i in images]), pre).to(self.device)
+        return torch.stack([resize_uint8(i, pre["size"]) for i in images]).float().div(255).to(self.device)
+
+    def check_compatible(self, info: DatasetInfo) -> None:
+        if info.classes != self.info.classes:
+            raise CnnkitError(f"The data's classes {info.classes[:6]}... differ from the checkpoint's "
+                              f"{self.info.classes[:6]}...; evaluate on data with the same class list.")
+
+    def predict(self, inputs, save_dir: str | Path | None = None, **options) -> list[dict[str, Any]]:
+        """Paths / globs / folders, or images (uint8 tensors C x H x W, PIL images, H x W [x C] arrays)."""
+        items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        if all(isinstance(i, (str, Path)) for i in items):
+            return self.task.predict_files(self.model, self.meta, expand_inputs(items),
+                                           Path(save_dir) if save_dir else None, **options)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [_write_png(img, Path(tmp) / f"image_{i:05d}.png") for i, img in enumerate(items)]
+            records = self.task.predict_files(self.model, self.meta, paths, Path(save_dir) if save_dir else None,
+                                              **options)
+        for i, r in enumerate(records):
+            r["file"] = f"<image {i}>"
+        return records
+
+
+def load(source: str | Path, device: str = "auto") -> Predictor:
+    """A run directory (its best.pt) or a checkpoint file -> Predictor."""
+    return Predictor(load_checkpoint(source), device=device)
+
+
+def expand_inputs(items) -> list[str]:
+    """Files, folders (their images, sorted) and globs -> a flat list of files."""
+    from cnnkit.data.decode import IMAGE_EXTENSIONS
+
+    out: list[str] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.exists():
+            out.append(str(p))
+        else:
+            matches = sorted(glob.glob(str(item), recursive=True))
+            if not matches:
+                raise CnnkitError(f"Input {item} matches no file.")
+            out += matches
+    if not out:
+        raise CnnkitError("No input images were found in " + ", ".join(map(str, items)) + ".")
+    return out
+
+
+def _write_png(img, path: Path) -> str:
+    from PIL import Image
+
+    if isinstance(img, torch.Tensor):
+        arr = img.detach().cpu()
+        if arr.dtype != torch.uint8:
+            arr = (arr.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        arr = arr.permute(1, 2, 0).numpy() if arr.ndim == 3 else arr.numpy()
+        img = arr
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
+    img.save(path)
+    return str(path)

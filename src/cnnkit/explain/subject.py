@@ -1,0 +1,174 @@
+"""The model being explained, with what explain needs around it: task, class names, how an
+image becomes model input, the reference inputs (baselines), and its layers.
+
+Built from a run directory / checkpoint (through `cnnkit.engine.predictor.load`, so the
+evaluation preprocessing is exactly the one the model was trained with) or from a bare
+`nn.Module` (the task is read from its output; images are scaled to 0..1).
+Classifiers and segmenters take the predictor's preprocessed batch; detectors take the
+image as float 0..1 at its own size (their transform resizes and normalises inside).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from cnnkit.errors import CnnkitError
+from cnnkit.explain.layers import auto_layer, first_convs, get_layer
+from cnnkit.explain.targets import detector_outputs, infer_task, model_logits
+
+BASELINES = ("black", "zero", "blur")
+
+
+def _scale(images: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([im.float() / 255.0 if im.dtype == torch.uint8 else im.float() for im in images])
+
+
+@dataclass
+class Subject:
+    model: nn.Module
+    task: str
+    classes: list[str]
+    preprocess: Callable[[list[torch.Tensor]], torch.Tensor]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    source: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    channels: int | None = None
+    _layers: dict[str, str] = field(default_factory=dict)
+
+    # ---- inputs -------------------------------------------------------------------
+    def to_input(self, image: torch.Tensor) -> torch.Tensor:
+        """One image (C x H x W) -> model input 1 x C x h x w on the model's device."""
+        if self.task == "detect":
+            return _scale([image]).to(self.device)
+        return self.preprocess([image]).to(self.device).float()
+
+    def baseline(self, kind: Any, image: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Reference input: 'black' (an all-zero image, preprocessed like any image), 'zero'
+        (zeros in model-input space), 'blur' (the image blurred) or a number."""
+        if isinstance(kind, (int, float)) and not isinstance(kind, bool):
+            return torch.full_like(x, float(kind))
+        kind = str(kind or "black").lower()
+        if kind == "black":
+            return self.to_input(torch.zeros_like(image))
+        if kind == "zero":
+            return torch.zeros_like(x)
+        if kind == "blur":
+            return blur(x)
+        try:
+            return torch.full_like(x, float(kind))
+        except ValueError:
+            raise CnnkitError(f'Unknown baseline "{kind}": use black, zero, blur or a number.') from None
+
+    # ---- model --------------------------------------------------------------------
+    def run(self, x: torch.Tensor) -> Callable[[], Any]:
+        if self.task == "detect":
+            return lambda: detector_outputs(self.model, x)
+        return lambda: model_logits(self.model, x)
+
+    def layer(self, name: str | None, x: torch.Tensor, kind: str = "cam") -> tuple[str, nn.Module]:
+        """(name, module): the named one, else the automatic choice for `kind`
+        ('cam': last spatial conv layer/stage; 'first': first conv layer)."""
+        if name:
+            return name, get_layer(self.model, name)
+        if kind not in self._layers:
+            if kind == "first":
+                self._layers[kind] = first_convs(self.model, self.run(x), n=1)[0]
+            else:
+                self._layers[kind] = auto_layer(self.model, self.task, self.run(x))
+        chosen = self._layers[kind]
+        return chosen, get_layer(self.model, chosen)
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """A strongly blurred copy (sigma = 1/8 of the shorter side): the insertion curve's start
+    (Petsiuk et al. 2018 insert pixels into a blurred image rather than a black one)."""
+    side = min(x.shape[-2:])
+    sigma = max(side / 8.0, 0.5)
+    k = min(2 * int(3 * sigma) + 1, 2 * ((side - 1) // 2) + 1)
+    return TF.gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma]) if k >= 3 else x.clone()
+
+
+def from_model(model: nn.Module, sample: torch.Tensor, task: str | None = None,
+               classes: list[str] | None = None,
+               preprocess: Callable[[list[torch.Tensor]], torch.Tensor] | None = None) -> Subject:
+    """A bare model: task from its output on `sample` unless given, classes numbered."""
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    prep = preprocess or _scale
+    if task is None:
+        task = infer_task(model, _scale([sample]).to(device) if preprocess is None
+                          else prep([sample]).to(device))
+    if classes is None:
+        classes = _numbered_classes(model, prep([sample]).to(device), task)
+    return Subject(model=model, task=task, classes=list(classes), preprocess=prep, device=device,
+                   channels=int(sample.shape[0]))
+
+
+def _numbered_classes(model: nn.Module, x: torch.Tensor, task: str) -> list[str]:
+    with torch.no_grad():
+        if task == "detect":  # names fall back to the label number
+            return []
+        return [str(i) for i in range(model_logits(model, x).shape[1])]
+
+
+def from_path(source: str | Path) -> Subject:
+    """A run directory or checkpoint, through the engine's predictor."""
+    from cnnkit.engine.predictor import load
+
+    pred = load(str(source))
+    meta = dict(pred.meta)
+    task = getattr(pred.task, "name", None) or meta.get("task")
+    pred.model.eval()
+    return Subject(model=pred.model, task=task, classes=list(meta.get("classes") or pred.info.classes),
+                   preprocess=pred.preprocess, device=torch.device(pred.device), source=str(source), meta=meta,
+                   channels=meta.get("channels") or pred.info.channels)
+
+
+def run_dir_of(source: str | Path) -> Path:
+    p = Path(source).expanduser()
+    return p if p.is_dir() else p.parent
+
+
+def read_images(paths: list[str], channels: int | None) -> list[tuple[str, torch.Tensor]]:
+    """Decode files with the project's reader; a bad file is a one-sentence error."""
+    from cnnkit.data.decode import BadImage, read_image
+
+    out = []
+    for path in paths:
+        if not Path(path).exists():
+            raise CnnkitError(f"Image {path} does not exist.")
+        try:
+            out.append((str(path), read_image(path, channels)))
+        except BadImage as e:
+            raise CnnkitError(f"Cannot explain {path}: {e}") from None
+    return out
+
+
+def as_images(images: Any, channels: int | None) -> list[tuple[str, torch.Tensor]]:
+    """Paths, a C x H x W / N x C x H x W tensor, or a list of either -> [(name, image)]."""
+    if isinstance(images, (str, Path)):
+        images = [images]
+    if isinstance(images, torch.Tensor):
+        images = list(images) if images.dim() == 4 else [images]
+    out: list[tuple[str, torch.Tensor]] = []
+    for i, item in enumerate(images):
+        if isinstance(item, (str, Path)):
+            out += read_images([str(item)], channels)
+        elif isinstance(item, torch.Tensor) and item.dim() == 3:
+            out.append((str(i), item))
+        elif isinstance(item, torch.Tensor) and item.dim() == 2:
+            out.append((str(i), item[None]))
+        else:
+            raise CnnkitError(f"Image {i} is neither a file path nor a C x H x W tensor.")
+    if not out:
+        raise CnnkitError("No images to explain: give at least one image file.")
+    return out

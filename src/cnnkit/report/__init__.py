@@ -1,0 +1,1 @@
+"""Reports: training plots (PNG) and the self-contained HTML run report."""

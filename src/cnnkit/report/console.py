@@ -1,0 +1,103 @@
+"""Terminal output of the CLI: rich tables for metrics, predictions, models, layer info, data health."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def metrics_table(metrics: dict[str, Any]) -> None:
+    t = Table(title=f"{metrics.get('data', '')} / {metrics.get('split', '')} ({metrics.get('images', '?')} images)")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if isinstance(v, float):
+            t.add_row(k, f"{v:.4f}")
+    console.print(t)
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        pc = Table(title="per class")
+        first = next(iter(per_class.values()))
+        pc.add_column("class")
+        for col in (first if isinstance(first, dict) else {"value": 0}):
+            pc.add_column(col, justify="right")
+        for name, vals in per_class.items():
+            vals = vals if isinstance(vals, dict) else {"value": vals}
+            pc.add_row(str(name), *[f"{float(v):.4f}" for v in vals.values()])
+        console.print(pc)
+
+
+def predictions(records: list[dict[str, Any]], save_dir: str | None) -> None:
+    t = Table(title="predictions")
+    t.add_column("file")
+    t.add_column("prediction")
+    for r in records:
+        if "error" in r:
+            t.add_row(r["file"], f"[red]{r['error']}[/]")
+        elif "label" in r:
+            t.add_row(r["file"], f"{r['label']} ({r['score']:.3f})")
+        else:
+            summary = {k: v for k, v in r.items() if k != "file" and not isinstance(v, (list, dict))}
+            n = {k: len(v) for k, v in r.items() if isinstance(v, list)}
+            t.add_row(r["file"], json.dumps({**summary, **n}))
+    console.print(t)
+    if save_dir:
+        console.print(f"drawings written to {save_dir}")
+
+
+def model_list(rows: list[dict[str, Any]]) -> None:
+    t = Table(title="registered models")
+    t.add_column("name")
+    t.add_column("tasks")
+    t.add_column("description")
+    for r in rows:
+        t.add_row(r["name"], ",".join(r["tasks"]), r["doc"])
+    console.print(t)
+
+
+def model_info(name: str, data: str, image_size: int | None, as_json: bool) -> None:
+    from cnnkit.config import Config
+    from cnnkit.data import build_data
+    from cnnkit.models import build_model, layer_table, render_table
+    from cnnkit.tasks import get_task
+
+    cfg = Config()
+    cfg.data.name, cfg.model.name = data, name
+    if image_size:
+        cfg.data.image_size = image_size
+    info = build_data(cfg).info
+    task = get_task(info.task)
+    cfg.fill_defaults(task.defaults(cfg, info))
+    task.setup(cfg, info)
+    model = task.build_model(cfg, info)
+    size = cfg.data.image_size
+    table = layer_table(model, (1, info.channels, size, size))
+    if as_json:
+        print(json.dumps(table, indent=2, default=str))
+        return
+    console.print(render_table(table))
+    console.print(f"input 1x{info.channels}x{size}x{size}, {info.num_classes} classes ({data})")
+
+
+def health(report) -> None:
+    d = report.to_dict()
+    t = Table(title=f"data health: {d['source']}")
+    t.add_column("count")
+    t.add_column("value", justify="right")
+    for k, v in d["counts"].items():
+        t.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    console.print(t)
+    if not d["issues"]:
+        console.print("[green]no problems found[/]")
+        return
+    it = Table(title=f"{len(d['issues'])} problem(s): " + ", ".join(f"{k} {v}" for k, v in d["issue_counts"].items()))
+    it.add_column("kind")
+    it.add_column("file")
+    it.add_column("problem")
+    for issue in d["issues"][:200]:
+        it.add_row(issue["kind"], issue["file"], issue["problem"])
+    console.print(it)

@@ -1,0 +1,13 @@
+"""Tasks: classify, detect, segment — each one file implementing `cnnkit.tasks.base.Task`."""
+from cnnkit.registry import Registry
+
+TASKS = Registry("task")
+
+from cnnkit.tasks import classify as _classify  # noqa: F401,E402
+from cnnkit.tasks import detect as _detect  # noqa: F401,E402
+from cnnkit.tasks import segment as _segment  # noqa: F401,E402
+
+
+def get_task(name: str):
+    """A fresh Task object for `name` ("classify", "detect", "segment")."""
+    return TASKS.get(name)()

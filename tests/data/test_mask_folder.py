@@ -1,0 +1,102 @@
+"""Image + mask-PNG folders: the "masks" writer and the reader round-trip exactly; layouts; faults."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnkit.data  # noqa: F401  registers the formats
+from cnnkit.config import Config
+from cnnkit.data.base import DataBundle, DatasetInfo
+from cnnkit.data.commands import WRITERS
+from cnnkit.data.segmentation import BadMask, SegSplit, palette, read_mask, samples
+from cnnkit.data.sources import build_data, detect_format
+
+CLASSES = ["background", "cat", "dog"]
+
+
+def bundle(channels: int = 3, seed: int = 0) -> DataBundle:
+    g = torch.Generator().manual_seed(seed)
+    splits = []
+    for n in (6, 2, 2):
+        images = torch.randint(0, 256, (n, channels, 20, 24), generator=g, dtype=torch.int64).to(torch.uint8)
+        masks = torch.randint(0, 3, (n, 20, 24), generator=g).to(torch.uint8)
+        masks[:, :2] = 255
+        splits.append(SegSplit(images, masks, [f"img{i}.png" for i in range(n)]))
+    return DataBundle(*splits, DatasetInfo("segment", list(CLASSES), channels, 24, name="mem"))
+
+
+def load(path, **kw) -> DataBundle:
+    return build_data(Config.from_dict({"data": {"name": str(path), **kw}}))
+
+
+def as_dict(split, channels):
+    return {name.rsplit("/", 1)[-1]: (img, m) for name, img, m in samples(split, channels)}
+
+
+def test_writer_and_reader_round_trip_exactly(tmp_path):
+    src = bundle()
+    WRITERS.get("masks")(src, tmp_path)
+    assert detect_format(tmp_path).name == "mask-folder"
+    got = load(tmp_path)
+    assert got.info.task == "segment" and got.info.classes == CLASSES and got.info.channels == 3
+    assert got.info.extra["counts"] == {"train": 6, "val": 2, "test": 2} and not got.info.bad_files
+    for key in ("train", "val", "test"):
+        mine, theirs = as_dict(src.split(key), 3), as_dict(got.split(key), 3)
+        assert mine.keys() == theirs.keys()
+        for name in mine:
+            assert torch.equal(mine[name][0], theirs[name][0]) and torch.equal(mine[name][1], theirs[name][1])
+    assert Image.open(tmp_path / "train" / "masks" / "img0.png").mode == "P"
+
+
+def test_flat_layout_gray_masks_no_class_file_and_carved_splits(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.jpg")
+        m = np.zeros((16, 16), np.uint8)
+        m[4:9, 4:9] = 1 + i % 4
+        Image.fromarray(m, mode="L").save(tmp_path / "masks" / f"{i}.png")
+    got = load(tmp_path, val_fraction=0.2, test_fraction=0.2)
+    assert got.info.classes == ["background", "1", "2", "3", "4"] and got.info.channels == 1
+    assert (len(got.train), len(got.val), len(got.test)) == (12, 4, 4)
+    assert load(tmp_path, val_fraction=0.2, test_fraction=0.2).val.image_paths == got.val.image_paths
+
+
+def test_nested_layout_and_faults_are_listed(tmp_path):
+    src = bundle(channels=1)
+    WRITERS.get("masks")(src, tmp_path / "w")
+    root = tmp_path / "nested"
+    for key in ("train", "val"):
+        for kind in ("images", "masks"):
+            (root / kind / key).mkdir(parents=True)
+            for p in (tmp_path / "w" / key / kind).iterdir():
+                (root / kind / key / p.name).write_bytes(p.read_bytes())
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    (root / "masks" / "train" / "img1.png").unlink()  # image without mask
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "masks" / "train" / "img2.png")  # size mismatch
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "masks" / "train" / "orphan.png")  # no image
+    got = load(root, max_bad=10)
+    bad = {b.path.rsplit("/", 1)[-1]: b.reason for b in got.info.bad_files}
+    assert set(bad) == {"img1.png", "img2.png", "orphan.png"}
+    assert "no mask" in bad["img1.png"] and "24x20" in bad["img2.png"]
+    assert len(got.train) + len(got.test) == 6 - 2 and len(got.val) == 2
+
+
+def test_palette_index_and_rgb_masks(tmp_path):
+    values = np.array([[0, 1], [2, 255]], np.uint8)
+    p = Image.fromarray(values, mode="P")
+    p.putpalette(palette())
+    p.save(tmp_path / "p.png")
+    Image.fromarray(values, mode="L").save(tmp_path / "l.png")
+    assert torch.equal(read_mask(tmp_path / "p.png"), read_mask(tmp_path / "l.png"))
+    Image.fromarray(np.stack([values] * 3, -1)).save(tmp_path / "gray_rgb.png")
+    assert torch.equal(read_mask(tmp_path / "gray_rgb.png"), torch.from_numpy(values))
+    color = np.zeros((2, 2, 3), np.uint8)
+    color[0, 0] = (128, 0, 0)
+    Image.fromarray(color).save(tmp_path / "color.png")
+    with pytest.raises(BadMask, match="colour"):
+        read_mask(tmp_path / "color.png")
+    (tmp_path / "zero.png").write_bytes(b"")
+    with pytest.raises(BadMask, match="cannot be read"):
+        read_mask(tmp_path / "zero.png")

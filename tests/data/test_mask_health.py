@@ -1,0 +1,101 @@
+"""Mask health: a deliberately broken dataset, each fault flagged against its own file."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnkit.data  # noqa: F401
+from cnnkit.config import Config
+from cnnkit.data import mask_health, seg_builtin, voc_seg  # noqa: F401  registers inspectors, digits-seg, voc-seg
+from cnnkit.data.commands import inspect
+from cnnkit.data.segmentation import palette
+
+
+def save_mask(values: np.ndarray, path) -> None:
+    im = Image.fromarray(values.astype(np.uint8), mode="P")
+    im.putpalette(palette())
+    im.save(path)
+
+
+def good_pair(root, stem, cls=1, size=(12, 10)):
+    h, w = size
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(root / "images" / f"{stem}.png")
+    m = np.zeros((h, w), np.uint8)
+    m[2:6, 2:6] = cls
+    m[0, 0] = 255  # ignore is allowed anywhere
+    save_mask(m, root / "masks" / f"{stem}.png")
+
+
+@pytest.fixture
+def broken(tmp_path):
+    root = tmp_path / "broken"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("background\nroad\ncar\n")
+    good_pair(root, "ok1", 1)
+    good_pair(root, "ok2", 2)
+    good_pair(root, "mismatch")
+    save_mask(np.ones((7, 7)), root / "masks" / "mismatch.png")  # 7x7 mask for a 10x12 image
+    good_pair(root, "unknown")
+    m = np.zeros((12, 10), np.uint8)
+    m[3:5, 3:5] = 7  # not a class (3 classes) and not 255
+    save_mask(m, root / "masks" / "unknown.png")
+    good_pair(root, "empty")
+    save_mask(np.zeros((12, 10)), root / "masks" / "empty.png")
+    good_pair(root, "zero_image")
+    (root / "images" / "zero_image.png").write_bytes(b"")
+    good_pair(root, "bad_mask")
+    (root / "masks" / "bad_mask.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(root / "images" / "lonely.png")  # no mask
+    save_mask(np.zeros((12, 10)), root / "masks" / "stray.png")  # no image
+    return root
+
+
+def faults(report) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for issue in report.issues:
+        out.setdefault(issue["kind"], set()).add(issue["file"].rsplit("/", 1)[-1])
+    return out
+
+
+def test_each_fault_in_a_broken_mask_folder_is_flagged_per_file(broken):
+    report = inspect(str(broken))
+    assert faults(report) == {
+        "size-mismatch": {"mismatch.png"},
+        "unknown-class": {"unknown.png"},
+        "empty-mask": {"empty.png"},
+        "unreadable": {"zero_image.png", "bad_mask.png"},
+        "missing-mask": {"lonely.png"},
+        "missing-image": {"stray.png"},
+    }
+    problems = {i["file"].rsplit("/", 1)[-1]: i["problem"] for i in report.issues}
+    assert "10x12" in problems["mismatch.png"] and "7x7" in problems["mismatch.png"]
+    assert "7" in problems["unknown.png"] and "zero-byte" in problems["zero_image.png"]
+    counts = report.counts
+    assert counts["images"] == 7 and counts["classes"] == 3
+    assert counts["images_per_class"]["road"] >= 1 and counts["images_per_class"]["car"] == 1
+    assert report.to_dict()["issue_counts"]["unreadable"] == 2
+
+
+def test_voc_layout_is_inspected_with_the_same_checks(tmp_path):
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClass").mkdir()
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for stem, mask in (("a", np.pad(np.full((4, 4), 15), 4)), ("b", np.zeros((12, 12))),
+                       ("c", np.full((12, 12), 30))):
+        Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(root / "JPEGImages" / f"{stem}.jpg")
+        save_mask(mask, root / "SegmentationClass" / f"{stem}.png")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nb\nc\nmissing\n")
+    report = inspect(str(root))
+    assert faults(report) == {"empty-mask": {"b.png"}, "unknown-class": {"c.png"}, "missing-image": {"missing.jpg"}}
+
+
+def test_builtin_digits_seg_is_healthy(monkeypatch):
+    from cnnkit.data import canvas
+
+    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 6, "val": 3, "test": 3})
+    report = inspect("digits-seg", Config())
+    assert report.counts["images"] == 12 and report.counts["classes"] == 11
+    assert set(faults(report)) <= {"empty-mask"}  # a canvas may hold no digit at all, never anything else
+    assert sum(report.counts["pixels_per_class"].values()) == 12 * 96 * 96

@@ -1,0 +1,50 @@
+"""digits-seg: the digits-detect canvases with class masks; `cnnkit data make` through the writers."""
+import pytest
+import torch
+
+import cnnkit.data  # noqa: F401
+from cnnkit.config import Config
+from cnnkit.data import canvas, seg_builtin, voc_seg  # noqa: F401  registers digits-seg and voc-seg
+from cnnkit.data.commands import make
+from cnnkit.data.sources import build_data
+from cnnkit.errors import CnnkitError
+
+
+@pytest.fixture(autouse=True)
+def few_canvases(monkeypatch):
+    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 8, "val": 4, "test": 4})
+
+
+def test_masks_are_the_canvases_semantic_masks():
+    b = build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 48}}))
+    info = b.info
+    assert info.task == "segment" and info.classes == ["background"] + [str(i) for i in range(10)]
+    assert info.channels == 1 and info.image_size == 48 and not info.hflip_ok
+    assert b.train.images.shape == (8, 1, 48, 48) and b.train.masks.shape == (8, 48, 48)
+    ref = canvas.digit_canvases("val", 48, 0)
+    assert torch.equal(b.val.masks, ref.semantic) and torch.equal(b.val.images, ref.images)
+    for i in range(len(b.train)):  # class = digit + 1 exactly under each instance mask (last one wins)
+        inst = b.train.instances
+        expect = torch.zeros((48, 48), dtype=torch.uint8)
+        for m, lab in zip(inst.masks[i], inst.labels[i]):
+            expect[m.bool()] = int(lab) + 1
+        assert torch.equal(b.train.masks[i], expect)
+    assert len(info.extra["mean"]) == 1 and 0 < info.extra["std"][0] < 1
+
+
+def test_too_small_canvas_is_one_sentence():
+    with pytest.raises(CnnkitError, match="canvas_size"):
+        build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 16}}))
+
+
+@pytest.mark.parametrize("fmt,marker", [("masks", "train/masks"), ("voc-seg", "SegmentationClass")])
+def test_make_writes_a_folder_that_reads_back(tmp_path, fmt, marker):
+    cfg = Config.from_dict({"data": {"canvas_size": 48}})
+    out = make("digits-seg", fmt, tmp_path / fmt, cfg)
+    assert (out / marker).is_dir()
+    back = build_data(Config.from_dict({"data": {"name": str(out)}, "task": "segment"}))
+    src = build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 48}}))
+    assert back.info.classes == src.info.classes and len(back.train) == 8 and len(back.test) == 4
+    from cnnkit.data.segmentation import read_mask
+
+    assert torch.equal(read_mask(back.test.mask_paths[0]), src.test.masks[0])

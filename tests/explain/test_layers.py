@@ -1,0 +1,69 @@
+"""Layer choice: the end of the last conv stage, unknown names, detector padding."""
+import pytest
+import torch
+
+from cnnkit.errors import CnnkitError
+from cnnkit.explain.layers import auto_layer, first_convs, get_layer, to_input_size, valid_fraction
+from cnnkit.explain.targets import detector_outputs
+
+from .conftest import tiny_classifier, tiny_detector, tiny_segmenter
+
+
+def _auto(model, task, x):
+    run = (lambda: detector_outputs(model, x)) if task == "detect" else (lambda: model(x))
+    return auto_layer(model, task, run)
+
+
+def test_lenet_picks_the_second_pooling_layer():
+    from cnnkit.models.lenet import LeNet5
+
+    model = LeNet5(10, 1, 32).eval()
+    assert _auto(model, "classify", torch.zeros(1, 1, 32, 32)) == "features.s4"
+
+
+def test_flat_model_picks_the_last_spatial_module_after_a_conv():
+    # conv2 -> relu2 (16 x 8 x 8) -> global pool (1 x 1): relu2 closes the last stage
+    assert _auto(tiny_classifier(), "classify", torch.zeros(1, 1, 16, 16)) == "relu2"
+
+
+def test_resnet_picks_the_last_block_not_a_layer_inside_it():
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=4).eval()
+    # bn2 of the last block shares storage with the block output (in-place `out += identity`)
+    assert _auto(model, "classify", torch.zeros(1, 3, 64, 64)) == "layer4.1"
+
+
+def test_segmenter_skips_the_logit_head():
+    assert _auto(tiny_segmenter(), "segment", torch.zeros(1, 3, 16, 16)) == "relu2"
+
+
+def test_detector_searches_inside_the_backbone_body():
+    det = tiny_detector()
+    name = _auto(det, "detect", torch.rand(1, 3, 48, 64))
+    assert name.startswith("backbone.body.layer2")
+
+
+def test_unknown_layer_names_the_closest():
+    model = tiny_classifier()
+    assert get_layer(model, "conv2") is model.conv2
+    with pytest.raises(CnnkitError, match='Did you mean "conv2"'):
+        get_layer(model, "conv_2")
+
+
+def test_first_convs_in_execution_order():
+    assert first_convs(tiny_classifier(), lambda: None, n=2) == ["conv1", "conv2"]
+
+
+def test_to_input_size_crops_padding_before_upsampling():
+    cam = torch.zeros(4, 4)
+    cam[:2, :2] = 1.0  # the image covers the top-left half of the padded batch
+    out = to_input_size(cam, (8, 8), (0.5, 0.5))
+    assert torch.allclose(out, torch.ones(8, 8))
+
+
+def test_valid_fraction_of_a_torchvision_detector():
+    det = tiny_detector()
+    fh, fw = valid_fraction(det, torch.rand(1, 3, 40, 64))  # resized to 40x64, padded to 64x64
+    assert fw == pytest.approx(1.0) and fh == pytest.approx(40 / 64)
+    assert valid_fraction(tiny_classifier(), torch.rand(1, 1, 8, 8)) == (1.0, 1.0)

@@ -1,0 +1,163 @@
+"""cnnkit's detection metrics equal a direct pycocotools COCOeval run on the same predictions.
+
+The reference side writes real COCO json files with its own id conventions (image ids from
+100, category ids 3 + 7k, annotation ids from 1000) and runs the evaluation as a user
+would, so a shared mistake in id handling cannot make both sides agree.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from cnnkit.tasks.detection_metrics import STAT_NAMES, DetectionMetric, coco_evaluate
+
+CLASSES = ["a", "b", "c"]
+
+
+def _cat(k: int) -> int:
+    return 3 + 7 * k
+
+
+def reference(targets, preds, tmp_path):
+    images, anns, results = [], [], []
+    for i, t in enumerate(targets):
+        images.append({"id": 100 + i, "file_name": f"{i}.png", "width": 200, "height": 200})
+        crowd = t.get("iscrowd", torch.zeros(len(t["labels"]), dtype=torch.int64))
+        for b, lab, c in zip(t["boxes"].tolist(), t["labels"].tolist(), crowd.tolist()):
+            w, h = b[2] - b[0], b[3] - b[1]
+            anns.append({"id": 1000 + len(anns), "image_id": 100 + i, "category_id": _cat(lab),
+                         "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": c})
+    for i, p in enumerate(preds):
+        for b, lab, s in zip(p["boxes"].tolist(), p["labels"].tolist(), p["scores"].tolist()):
+            results.append({"image_id": 100 + i, "category_id": _cat(lab),
+                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+    gt_file = tmp_path / "gt.json"
+    gt_file.write_text(json.dumps({"images": images, "annotations": anns,
+                                   "categories": [{"id": _cat(k), "name": n} for k, n in enumerate(CLASSES)]}))
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_file))
+        if results:
+            res_file = tmp_path / "res.json"
+            res_file.write_text(json.dumps(results))
+            dt = gt.loadRes(str(res_file))
+        else:
+            dt = COCO()
+            dt.dataset = {"images": images, "annotations": [], "categories": gt.dataset["categories"]}
+            dt.createIndex()
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    per_class = {}
+    for k, name in enumerate(CLASSES):
+        kk = ev.params.catIds.index(_cat(k))
+        p = ev.eval["precision"][:, :, kk, 0, 2]
+        per_class[name] = float(np.mean(p[p > -1])) if (p > -1).any() else -1.0
+    return dict(zip(STAT_NAMES, (float(v) for v in ev.stats))), per_class
+
+
+def _boxes(g: torch.Generator, n: int, size: float = 200.0) -> torch.Tensor:
+    xy = torch.rand((n, 2), generator=g) * size * 0.8
+    wh = 4 + torch.rand((n, 2), generator=g) * size * 0.3
+    return torch.cat([xy, (xy + wh).clamp(max=size)], 1)
+
+
+def _gt(g, n_images=8, per_image=(0, 6)):
+    out = []
+    for _ in range(n_images):
+        n = int(torch.randint(per_image[0], per_image[1] + 1, (1,), generator=g))
+        out.append({"boxes": _boxes(g, n), "labels": torch.randint(0, 3, (n,), generator=g)})
+    return out
+
+
+def _noisy(g, targets, extra=3, jitter=6.0, flip_label=0.2):
+    preds = []
+    for t in targets:
+        n = len(t["labels"])
+        boxes = t["boxes"] + torch.randn((n, 4), generator=g) * jitter
+        labels = torch.where(torch.rand(n, generator=g) < flip_label, torch.randint(0, 3, (n,), generator=g),
+                             t["labels"])
+        boxes = torch.cat([boxes, _boxes(g, extra)])
+        labels = torch.cat([labels, torch.randint(0, 3, (extra,), generator=g)])
+        boxes = torch.cat([boxes[:, :2].minimum(boxes[:, 2:] - 1), boxes[:, 2:]], 1)
+        preds.append({"boxes": boxes, "labels": labels, "scores": torch.rand(n + extra, generator=g)})
+    return preds
+
+
+def _case(name: str):
+    g = torch.Generator().manual_seed(CASES.index(name))
+    if name == "noisy":
+        t = _gt(g)
+        return t, _noisy(g, t)
+    if name == "perfect_plus_false_positives":
+        t = _gt(g, per_image=(1, 5))
+        p = _noisy(g, t, extra=2, jitter=0.0, flip_label=0.0)
+        return t, p
+    if name == "empty_predictions":
+        t = _gt(g, per_image=(1, 4))
+        return t, [{"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64),
+                    "scores": torch.zeros(0)} for _ in t]
+    if name == "some_empty_predictions_and_empty_gt_images":
+        t = _gt(g, n_images=10, per_image=(0, 4))
+        t[0] = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}
+        p = _noisy(g, t)
+        p[3] = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64), "scores": torch.zeros(0)}
+        return t, p
+    if name == "crowd_boxes":
+        t = _gt(g, per_image=(2, 5))
+        for x in t:
+            x["iscrowd"] = (torch.rand(len(x["labels"]), generator=g) < 0.35).long()
+        p = _noisy(g, t)
+        for x, y in zip(p, t):  # several detections inside each crowd region: crowds absorb them
+            crowd = y["boxes"][y["iscrowd"] == 1]
+            if len(crowd):
+                inner = crowd.repeat(3, 1) + torch.tensor([2.0, 2.0, -2.0, -2.0])
+                x["boxes"] = torch.cat([x["boxes"], inner])
+                x["labels"] = torch.cat([x["labels"], y["labels"][y["iscrowd"] == 1].repeat(3)])
+                x["scores"] = torch.cat([x["scores"], torch.rand(len(inner), generator=g)])
+        return t, p
+    if name == "over_100_detections":
+        t = _gt(g, n_images=4, per_image=(5, 12))
+        p = _noisy(g, t, extra=140)
+        return t, p
+    raise KeyError(name)
+
+
+CASES = ["noisy", "perfect_plus_false_positives", "empty_predictions", "some_empty_predictions_and_empty_gt_images",
+         "crowd_boxes", "over_100_detections"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_equals_pycocotools(name, tmp_path):
+    targets, preds = _case(name)
+    if name == "over_100_detections":
+        assert all(len(p["scores"]) > 100 for p in preds)
+    ref, ref_per_class = reference(targets, preds, tmp_path)
+    metric = DetectionMetric(CLASSES)
+    for j in range(0, len(targets), 3):  # in batches, as the engine feeds it
+        metric.update(preds[j:j + 3], (None, targets[j:j + 3]))
+    ours = metric.compute()
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, abs=1e-4), key
+    for key, value in ref_per_class.items():
+        assert ours["per_class_ap"][key] == pytest.approx(value, abs=1e-4), key
+    assert ours["map"] >= 0 or name == "empty_predictions"
+
+
+def test_perfect_predictions_score_one():
+    g = torch.Generator().manual_seed(0)
+    t = _gt(g, per_image=(1, 4))
+    p = [{"boxes": x["boxes"], "labels": x["labels"], "scores": torch.ones(len(x["labels"]))} for x in t]
+    out = coco_evaluate(t, p, CLASSES)
+    assert out["map"] == pytest.approx(1.0) and out["map_50"] == pytest.approx(1.0)
+
+
+def test_empty_metric_is_nan():
+    assert np.isnan(DetectionMetric(CLASSES).compute()["map"])
