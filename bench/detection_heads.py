@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     name, _, backbone = spec.partition(":")
     cfg = Config()
     cfg.data.name, cfg.task, cfg.model.name, cfg.train.seed = "digits-detect", "detect", name, seed
-    if name != "tinydet":
+    if backbone or name != "tinydet":
         cfg.model.kwargs = {"backbone": backbone or "tiny"}
     bundle = build_data(cfg)
     task = get_task("detect")
@@ -93,7 +94,7 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     cpu1 = time.process_time()
     metrics = scalars(evaluate(model, task.loader(bundle.test, cfg, bundle.info, train=False), task, device))
     return {
-        "model": name, "backbone": backbone or ("tiny" if name == "tinydet" else "tiny"),
+        "model": name, "backbone": backbone or "tiny",
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "threads": threads,
         "step_cpu_s": round(step_cpu, 3), "steps": steps,
@@ -144,8 +145,7 @@ def main() -> None:
 
 def _parallel(specs: list[str], args) -> list[dict]:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
-    tmp = args.out.parent / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="detection_heads_"))
     pending, results = list(enumerate(specs)), {}
     running: list[tuple[subprocess.Popen, int, Path, int]] = []
     while pending or running:

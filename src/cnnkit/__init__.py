@@ -16,6 +16,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Load the `explain` subpackage before the function of the same name is defined below: importing a
+# submodule binds it as an attribute of its parent the first time only, so the function wins for good.
+import cnnkit.explain as _explain_package  # noqa: E402,F401
+
 
 def train(config: str | Path | None = None, quiet: bool = False, **overrides: Any):
     """Train and return a `Run`. Keyword arguments are config keys (`data="digits"`, `epochs=5`,

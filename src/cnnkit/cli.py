@@ -199,6 +199,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(write_report(args.run_dir))
     elif args.command == "models":
+        import cnnkit.tasks  # noqa: F401  (the tasks register their detection/segmentation models)
         from cnnkit.models import MODELS, list_models
 
         names = list_models(args.pattern, task=args.task)

@@ -1,7 +1,6 @@
 """Mask health: a deliberately broken dataset, each fault flagged against its own file."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import cnnkit.data  # noqa: F401

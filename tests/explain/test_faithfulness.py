@@ -6,8 +6,16 @@ import torch
 from scipy.stats import spearmanr
 
 from cnnkit.explain.api import run
-from cnnkit.explain.faithfulness import (auc, curves_for, evaluate, parametrised_layers, perturbation_curve,
-                                         randomisation_check, ranked_order, spearman)
+from cnnkit.explain.faithfulness import (
+    auc,
+    curves_for,
+    evaluate,
+    parametrised_layers,
+    perturbation_curve,
+    randomisation_check,
+    ranked_order,
+    spearman,
+)
 from cnnkit.explain.targets import ClassScore
 
 from .conftest import tiny_classifier
@@ -109,11 +117,15 @@ def test_lenet_digits_cascading_randomisation(digits_run):
 
 
 def test_ig_completeness_on_the_trained_lenet(digits_run):
+    """A ReLU/max-pool net has a piecewise-constant path gradient, so a few images keep a gap
+    of a few percent at 200 steps; the typical image is well under 1%."""
+    from cnnkit.config import Config
+    from cnnkit.data import build_data
     from cnnkit.explain.api import explain
     from cnnkit.explain.subject import from_path
 
     subject = from_path(digits_run.dir)
-    img = torch.zeros(1, 8, 8, dtype=torch.uint8)
-    img[0, 1:7, 3:5] = 255  # a "1"
-    (e,) = explain(subject, img, "ig", steps=200)
-    assert e.extra["completeness_gap"] < 0.01
+    test = build_data(Config.from_dict(subject.meta["config"])).test
+    out = explain(subject, test.images[:15], "ig", steps=200)
+    gaps = np.array([e.extra["completeness_gap"] for e in out])
+    assert np.median(gaps) < 0.01 and gaps.max() < 0.1

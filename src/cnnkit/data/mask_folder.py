@@ -22,8 +22,8 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
 from cnnkit.data.commands import WRITERS
-from cnnkit.data.segmentation import (IMAGE_EXTS, MASK_EXTS, SegFileSplit, read_mask, samples, segment_view,
-                                     write_mask)
+from cnnkit.data.decode import IMAGE_EXTENSIONS
+from cnnkit.data.segmentation import MASK_EXTS, SegFileSplit, read_mask, samples, segment_view, write_mask
 from cnnkit.data.sources import register_format
 from cnnkit.errors import CnnkitError
 
@@ -51,10 +51,11 @@ def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
 
 def pairs(images_dir: Path, masks_dir: Path) -> tuple[SegFileSplit, list[BadFile]]:
     """Images matched to masks by stem; the unmatched on either side come back as BadFiles."""
-    images, masks = _files(images_dir, IMAGE_EXTS), _files(masks_dir, MASK_EXTS)
+    images, masks = _files(images_dir, IMAGE_EXTENSIONS), _files(masks_dir, MASK_EXTS)
     stems = sorted(set(images) & set(masks))
     bad = [BadFile(str(images[s]), f"has no mask {masks_dir / (s + '.png')}") for s in sorted(set(images) - set(masks))]
-    bad += [BadFile(str(masks[s]), f"is a mask without an image in {images_dir}") for s in sorted(set(masks) - set(images))]
+    bad += [BadFile(str(masks[s]), f"is a mask without an image in {images_dir}")
+            for s in sorted(set(masks) - set(images))]
     split = SegFileSplit([str(images[s]) for s in stems], [str(masks[s]) for s in stems],
                          names=[str(images[s]) for s in stems])
     return split, bad

@@ -21,7 +21,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.commands import INSPECTORS, HealthReport
-from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegFileSplit, SegSplit, _remap, read_mask
+from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, _remap, read_mask
 
 
 class _Tally:
@@ -130,10 +130,11 @@ def inspect_mask_folder(path: Path, cfg: Config) -> HealthReport:
 @INSPECTORS.register("voc-seg")
 def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
     from cnnkit.data.mask_folder import read_classes
-    from cnnkit.data.voc_seg import VOC_CLASSES, scan
+    from cnnkit.data.voc_seg import VOC_CLASSES, scan, voc_root
 
-    found, bad = scan(path)
-    return _report(str(path), found, bad, read_classes(path) or list(VOC_CLASSES), None)
+    root = voc_root(path) or path
+    found, bad = scan(root)
+    return _report(str(path), found, bad, read_classes(root) or list(VOC_CLASSES), None)
 
 
 @INSPECTORS.register("segment")

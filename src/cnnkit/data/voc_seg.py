@@ -1,6 +1,6 @@
 """Pascal VOC segmentation layout (format "voc-seg", task segment): reader and the "voc-seg" writer.
 
-    ROOT/JPEGImages/<id>.jpg
+    ROOT/JPEGImages/<id>.jpg                  (any image type; a VOCdevkit/VOC20xx folder is accepted too)
     ROOT/SegmentationClass/<id>.png           palette PNGs: index = class, 255 = void (ignored)
     ROOT/ImageSets/Segmentation/{train,val,test}.txt   ids per subset (optional: without them
                                               every mask is one pool, carved by data.split_seed)
@@ -20,8 +20,9 @@ from pathlib import Path
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle
 from cnnkit.data.commands import WRITERS
+from cnnkit.data.decode import IMAGE_EXTENSIONS
 from cnnkit.data.mask_folder import finish, read_classes
-from cnnkit.data.segmentation import IMAGE_EXTS, SegFileSplit, samples, segment_view, write_mask
+from cnnkit.data.segmentation import SegFileSplit, samples, segment_view, write_mask
 from cnnkit.data.sources import FORMATS, register_format
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -30,8 +31,21 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 SPLITS = ("train", "val", "test")
 
 
+def voc_root(path: Path) -> Path | None:
+    """The VOC folder itself, or the single VOC20xx inside a VOCdevkit."""
+    def ok(p: Path) -> bool:
+        return (p / "SegmentationClass").is_dir() and (p / "JPEGImages").is_dir()
+
+    if not path.is_dir():
+        return None
+    if ok(path):
+        return path
+    inner = [p for p in sorted(path.glob("VOC*")) if ok(p)]
+    return inner[0] if len(inner) == 1 else None
+
+
 def detect(path: Path) -> bool:
-    return path.is_dir() and (path / "SegmentationClass").is_dir() and (path / "JPEGImages").is_dir()
+    return voc_root(path) is not None
 
 
 def _image_for(root: Path, stem: str, by_stem: dict[str, Path]) -> Path | None:
@@ -42,7 +56,7 @@ def _image_for(root: Path, stem: str, by_stem: dict[str, Path]) -> Path | None:
 def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
     """Subset -> (image, mask) pairs named by the ImageSets lists (or all masks as "all"); missing files as BadFiles."""
     masks_dir, lists = root / "SegmentationClass", root / "ImageSets" / "Segmentation"
-    by_stem = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    by_stem = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
     ids: dict[str, list[str]] = {}
     for s in SPLITS:
         f = lists / f"{s}.txt"
@@ -75,15 +89,20 @@ def wants_detection(path: Path, cfg: Config) -> bool:
 
 @register_format("voc-seg", task="segment", detect=detect, priority=25)
 def load(path: Path, cfg: Config) -> DataBundle:
-    if wants_detection(path, cfg):
+    root = voc_root(path) or path
+    if wants_detection(root, cfg):
         return FORMATS["voc"].load(path, cfg)
-    found, bad = scan(path)
-    return finish(path, found, bad, read_classes(path) or list(VOC_CLASSES), cfg, "voc-seg")
+    found, bad = scan(root)
+    return finish(root, found, bad, read_classes(root) or list(VOC_CLASSES), cfg, "voc-seg")
 
 
 @WRITERS.register("voc-seg")
 def write_voc_seg(bundle: DataBundle, out: Path) -> None:
-    """JPEGImages (JPEG, quality 95), SegmentationClass (palette PNG), ImageSets/Segmentation lists, classes.txt."""
+    """JPEGImages, SegmentationClass (palette PNG), ImageSets/Segmentation lists, classes.txt.
+
+    Images are written as PNG (lossless, as the detection VOC writer does): reading the folder back
+    gives exactly the pixels the masks were drawn for; the reader finds images by id, any extension.
+    """
     from PIL import Image
 
     bundle = segment_view(bundle)  # detection data with instance masks becomes class masks
@@ -98,8 +117,7 @@ def write_voc_seg(bundle: DataBundle, out: Path) -> None:
             stem = Path(name).stem if name else f"{i:05d}"
             stem = stem if stem.startswith(key) else f"{key}_{stem}"  # one JPEGImages folder for all subsets
             arr = image.permute(1, 2, 0).numpy()
-            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out / "JPEGImages" / f"{stem}.jpg",
-                                                                            quality=95)
+            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out / "JPEGImages" / f"{stem}.png")
             write_mask(mask, out / "SegmentationClass" / f"{stem}.png")
             stems.append(stem)
         (out / "ImageSets" / "Segmentation" / f"{key}.txt").write_text("".join(s + "\n" for s in stems))

@@ -191,6 +191,10 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
                               f"best was epoch {stopper.best_epoch + 1} ({monitor} {stopper.best:.4g})")
             break
     log.close()
+    streamed_bad = [b for b in getattr(train_loader, "bad_files", []) if b not in info.bad_files]
+    if streamed_bad and main:  # files that only failed when a worker decoded them
+        info.bad_files.extend(streamed_bad)
+        _report_bad_files(info, run_dir, console, quiet)
     distributed.barrier(dist)
     result = _finish(task, cfg, bundle, run_dir, device, eval_model, log.rows, train_seconds, stopper, main,
                      console, quiet)

@@ -35,7 +35,8 @@ def load_subject(model_or_path: Any, sample: torch.Tensor | None = None, **optio
         return from_model(model_or_path, sample, **{k: options.get(k) for k in SUBJECT_OPTIONS})
     if isinstance(model_or_path, (str, Path)):
         return from_path(model_or_path)
-    raise CnnkitError(f"Cannot explain a {type(model_or_path).__name__}: give a model, a run directory or a checkpoint.")
+    raise CnnkitError(f"Cannot explain a {type(model_or_path).__name__}: "
+                      "give a model, a run directory or a checkpoint.")
 
 
 def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam", target: Any = None,
@@ -47,8 +48,9 @@ def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam"
     index or "x1,y1,x2,y2", segmentation class (';' separates several). layer: module name for the
     layer methods (default: the last conv layer/stage with a spatial output; the first conv layer
     for featuremaps/filters). options: steps (IG, 50), baseline ('black'|'zero'|'blur'|number),
-    window/stride (occlusion, 8/4), internal_batch_size, perturbations_per_eval, nt_samples and
-    noise (SmoothGrad, 25 and 0.15); for a bare model also task, classes and preprocess
+    window/stride (occlusion, 8/4), internal_batch_size, ig_method (Captum's, default
+    'gausslegendre'), perturbations_per_eval, nt_samples and noise (SmoothGrad, 25 and 0.15),
+    min_iou (detection, 0.5); for a bare model also task, classes and preprocess
     (a function list[C x H x W] -> model input batch; default: uint8 / 255).
     Returns one Explanation per image x target x method (image-major), then the filter tiles.
     """
@@ -75,7 +77,8 @@ def run(subject: Subject, imgs: list[tuple[str, torch.Tensor]], methods: list[st
         fraction = valid_fraction(subject.model, x) if subject.task == "detect" else (1.0, 1.0)
         shown = display_image(image)
         for spec in split_targets(target, subject.task):
-            score, info = make_target(subject.task, subject.model, x, spec, subject.classes)
+            score, info = make_target(subject.task, subject.model, x, spec, subject.classes,
+                                      float(options.get("min_iou", 0.5)))
             baseline = subject.baseline(options.get("baseline", "black"), image, x)
             raws: dict[str, torch.Tensor] = {}
             layers: dict[str, str | None] = {}
@@ -189,4 +192,5 @@ def _evaluate(subject: Subject, records: list[dict[str, Any]], methods: list[str
     results = evaluate(subject.model, run_fn, records, scored, options)
     curves = save_curves(results, out_dir / "faithfulness_curves.png")
     return {"methods": results, "curves_png": str(curves), "randomisation_threshold": RANDOMISATION_THRESHOLD,
-            "protocol": "model-input pixels; deletion to zero input (dataset mean colour), insertion from a blurred input"}
+            "protocol": "model-input pixels; deletion to zero input (dataset mean colour), "
+                        "insertion from a blurred input"}

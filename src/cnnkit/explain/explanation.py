@@ -81,7 +81,7 @@ class Explanation:
             return save_filters(self.extra["weights"], path, title or f"filters of {self.layer}")
         if self.method == "featuremaps":
             return save_feature_grid(self.extra["features"], path,
-                                                  title or f"feature maps of {self.layer} ({Path(self.name).name})")
+                                                  title or f"feature maps of {self.layer}, {Path(self.name).name}")
         return save_overlay(self, path, title)
 
     def label(self) -> str:

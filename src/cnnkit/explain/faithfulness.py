@@ -135,6 +135,10 @@ def randomisation_check(model: nn.Module, run, records: list[dict[str, Any]], me
     return out
 
 
+def _mean_curve(curves: list[torch.Tensor]) -> list[float]:
+    return [round(float(v), 5) for v in torch.stack(curves).mean(0)]
+
+
 def evaluate(model: nn.Module, run, records: list[dict[str, Any]], methods: list[str],
              options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Both checks over `records` (one per image/target: x, score, baseline, blurred, raws,
@@ -157,8 +161,8 @@ def evaluate(model: nn.Module, run, records: list[dict[str, Any]], methods: list
             summary[f"{kind}_auc"] = float(mine.mean())
             summary[f"{kind}_auc_random"] = float(rand.mean())
             summary[f"{kind}_better_than_random"] = float(better.mean())
-            summary[f"{kind}_curve"] = [round(float(v), 5) for v in torch.stack(curves[kind]).mean(0)]
-            summary[f"{kind}_curve_random"] = [round(float(v), 5) for v in torch.stack(curves[f"{kind}_random"]).mean(0)]
+            summary[f"{kind}_curve"] = _mean_curve(curves[kind])
+            summary[f"{kind}_curve_random"] = _mean_curve(curves[f"{kind}_random"])
         out[method] = summary
     if options.get("randomisation", "cascading") != "off":
         rnd = randomisation_check(model, run, records, methods, options,

@@ -21,34 +21,41 @@ MAX_MAPS = 64
 MAX_KERNELS = 16  # per side of the output x input grid
 
 
-def _unit(t: torch.Tensor) -> torch.Tensor:
-    lo, hi = float(t.min()), float(t.max())
-    return (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
+def _mosaic(tiles: torch.Tensor, nrow: int, path: str | Path, title: str, cmap: str | None) -> Path:
+    """N x C x h x w tiles (C = 1 or 3), each scaled to its own range, in one image: one
+    matplotlib axes instead of one per tile (a 128-axes figure takes seconds to draw)."""
+    from torchvision.utils import make_grid
 
-
-def save_feature_grid(features: torch.Tensor, path: str | Path, title: str = "", max_maps: int = MAX_MAPS) -> Path:
-    """C x h x w activations -> a grid of the first `max_maps` channels, each scaled on its own."""
-    feats = features.detach().float().cpu()[:max_maps]
-    n = feats.shape[0]
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(_unit(feats[k]).numpy(), cmap="viridis", interpolation="nearest")
-            ax.set_title(str(k), fontsize=6)
-    shown = f" (first {n} of {features.shape[0]})" if features.shape[0] > n else ""
-    fig.suptitle(f"{title}{shown}", fontsize=9)
+    pad = max(1, tiles.shape[-1] // 8)
+    grid = make_grid(tiles.float(), nrow=nrow, padding=pad, normalize=True, scale_each=True,
+                     pad_value=float("nan"))  # NaN gaps draw as white, apart from any tile value
+    gh, gw = grid.shape[-2:]
+    width = min(10.0, max(4.0, gw / 40))
+    fig, ax = plt.subplots(figsize=(width, width * gh / gw + 0.5))
+    if cmap:
+        colours = plt.get_cmap(cmap).with_extremes(bad="white")
+        ax.imshow(grid[0].numpy(), cmap=colours, interpolation="nearest")
+    else:
+        ax.imshow(grid.nan_to_num(1.0).permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
 
 
+def save_feature_grid(features: torch.Tensor, path: str | Path, title: str = "", max_maps: int = MAX_MAPS) -> Path:
+    """C x h x w activations -> a grid of the first `max_maps` channels (row-major), each scaled on its own."""
+    feats = features.detach().float().cpu()[:max_maps]
+    shown = f", first {len(feats)} of {features.shape[0]}" if features.shape[0] > len(feats) else ""
+    return _mosaic(feats[:, None], math.ceil(math.sqrt(len(feats))), path,
+                   f"{title}\n{features.shape[0]} channels{shown}, row by row", "viridis")
+
+
 def conv_weights(model: nn.Module, name: str) -> torch.Tensor:
-    from cnnkit.explain.layers import get_layer
     from cnnkit.errors import CnnkitError
+    from cnnkit.explain.layers import get_layer
 
     layer = get_layer(model, name)
     if not isinstance(layer, nn.Conv2d):
@@ -58,32 +65,14 @@ def conv_weights(model: nn.Module, name: str) -> torch.Tensor:
 
 
 def save_filters(weights: torch.Tensor, path: str | Path, title: str = "") -> Path:
-    """out x in x k x k kernels -> tiles: colour (in == 3) or gray (in == 1) per filter, else a grid."""
+    """out x in x k x k kernels -> tiles: colour (in == 3) or gray (in == 1) per filter; deeper
+    layers as a grid with one row per output channel and one column per input channel."""
     w = weights.detach().float().cpu()
-    out_c, in_c = w.shape[:2]
+    out_c, in_c, kh, kw = w.shape
+    title = f"{title} ({out_c} x {in_c} x {kh} x {kw})"
     if in_c in (1, 3):
-        n = min(out_c, MAX_MAPS)
-        cols = math.ceil(math.sqrt(n))
-        rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.4), squeeze=False)
-        for k, ax in enumerate(axes.ravel()):
-            ax.axis("off")
-            if k < n:
-                tile = _unit(w[k])
-                if in_c == 3:
-                    ax.imshow(tile.permute(1, 2, 0).numpy(), interpolation="nearest")
-                else:
-                    ax.imshow(tile[0].numpy(), cmap="gray", interpolation="nearest")
-    else:
-        rows, cols = min(out_c, MAX_KERNELS), min(in_c, MAX_KERNELS)
-        fig, axes = plt.subplots(rows, cols, figsize=(0.6 * cols + 0.4, 0.6 * rows + 0.6), squeeze=False)
-        scale = _unit(w[:rows, :cols])  # one scale for the grid so kernels compare
-        for i in range(rows):
-            for j in range(cols):
-                axes[i][j].imshow(scale[i, j].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                axes[i][j].axis("off")
-    fig.suptitle(f"{title} ({out_c} x {in_c} x {w.shape[2]} x {w.shape[3]})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+        w = w[:MAX_MAPS]
+        return _mosaic(w, math.ceil(math.sqrt(len(w))), path, title, "gray" if in_c == 1 else None)
+    rows, cols = min(out_c, MAX_KERNELS), min(in_c, MAX_KERNELS)
+    tiles = w[:rows, :cols].reshape(rows * cols, 1, kh, kw)
+    return _mosaic(tiles, cols, path, title + "\nrows: output channels, columns: input channels", "gray")

@@ -163,13 +163,14 @@ class RegionScore(nn.Module):
         return RegionScore(model, self.index, self.region)
 
 
-def make_target(task: str, model: nn.Module, x: torch.Tensor, spec: Any, classes: list[str]
-                ) -> tuple[nn.Module, dict[str, Any]]:
-    """(score module, JSON-able description) for one input x (1 x C x H x W)."""
+def make_target(task: str, model: nn.Module, x: torch.Tensor, spec: Any, classes: list[str],
+                min_iou: float = 0.5) -> tuple[nn.Module, dict[str, Any]]:
+    """(score module, JSON-able description) for one input x (1 x C x H x W). `min_iou`: how well
+    a detector's box must overlap the explained one to count as the same box on a changed input."""
     if task == "classify":
         return _class_target(model, x, spec, classes)
     if task == "detect":
-        return _box_target(model, x, spec, classes)
+        return _box_target(model, x, spec, classes, min_iou)
     if task == "segment":
         return _region_target(model, x, spec, classes)
     raise CnnkitError(f'Cannot explain a "{task}" model: explain knows classify, detect and segment.')
@@ -188,7 +189,7 @@ def _class_target(model, x, spec, classes):
                                     "prob": float(probs[idx]), "predicted": int(probs.argmax()) == idx}
 
 
-def _box_target(model, x, spec, classes):
+def _box_target(model, x, spec, classes, min_iou):
     with torch.no_grad():
         pred = detector_outputs(model, x)[0]
     boxes, scores = pred["boxes"], pred["scores"]
@@ -224,7 +225,7 @@ def _box_target(model, x, spec, classes):
     label = int(labels[j]) if labels is not None else None
     info.update(index=j, box=[round(v, 2) for v in boxes[j].tolist()], label=label,
                 name=_name(classes, label) if label is not None else None, score=float(scores[j]))
-    return BoxScore(model, boxes[j], label), info
+    return BoxScore(model, boxes[j], label, min_iou), info
 
 
 def _region_target(model, x, spec, classes):

@@ -131,3 +131,8 @@ def build_backbone(name: str, in_channels: int, attention: str | None = None, **
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Sorted registered names matching a shell-style pattern, optionally only those for `task`."""
     return MODELS.list(pattern) if task is None else MODELS.list(pattern, task=task)
+
+
+# Task heads built over the backbones above; imported last because they use build_backbone.
+from cnnkit.models import detection as _detection  # noqa: F401,E402  detectors over the backbones
+from cnnkit.models import segmentation as _segmentation  # noqa: F401,E402  segmenters over the backbones

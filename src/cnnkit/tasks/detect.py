@@ -59,8 +59,9 @@ class DetectTask(Task):
         own = model == DEFAULT_MODEL
         n_train = int(info.extra.get("n_train", 2000))
         sgd = cfg.train.optimizer == "sgd"
-        # tinydet: ~25 s per 1500-canvas epoch on 2 cores -> 24 epochs fit in the 15-minute promise.
-        epochs = 24 if own else max(12, min(50, 40_000 // max(1, n_train)))
+        # tinydet on digits-detect: ~20 s per 1500-canvas epoch on 2 free cores; 16 epochs leave the
+        # 15-minute promise a wide margin (README has the measured run).
+        epochs = 16 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
             "model.name": model,
             "data.image_size": _side(info.image_size),

@@ -164,9 +164,14 @@ class InstanceTask(DetectTask):
         out.mkdir(parents=True, exist_ok=True)
         split, tiles = bundle.test, []
         model.eval()
+        from cnnkit.data.decode import BadImage
+
         with torch.no_grad():
             for i in range(min(8, len(split))):
-                img = split.image(i)
+                try:
+                    img = split.image(i)
+                except BadImage:
+                    continue
                 tiles.append(self._draw(img, model([img.to(device).float() / 255])[0], bundle.info.classes))
         if not tiles:
             return []

@@ -168,10 +168,12 @@ class SegmentTask(Task):
         paths = []
         if test_metrics.get("per_class_iou"):
             paths.append(per_class_bars(test_metrics["per_class_iou"], out / "per_class_iou.png"))
-        split = bundle.test if len(bundle.test) else bundle.val
-        if len(split):
-            paths.append(prediction_grid(model, split, self.preprocessing(self.cfg, bundle.info), device,
-                                         bundle.info.num_classes, out / "test_predictions.png"))
+        for key in ("val", "test"):
+            split = bundle.split(key)
+            if len(split):
+                path = prediction_grid(model, split, self.preprocessing(self.cfg, bundle.info), device,
+                                       out / f"predictions_{key}.png", title=f"{key}: image / truth / prediction")
+                paths += [path] if path else []
         return paths
 
     def predict_files(self, model: nn.Module, meta: dict[str, Any], paths, save_dir: Path | None,
@@ -236,9 +238,9 @@ def per_class_bars(per_class_iou: dict[str, float | None], path: Path) -> Path:
     return path
 
 
-def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.device, num_classes: int,
-                    path: Path, n: int = 6) -> Path:
-    """Rows of image / ground truth / prediction for the first `n` samples of a split."""
+def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.device, path: Path, n: int = 6,
+                    title: str = "") -> Path | None:
+    """Rows of image / ground truth / prediction for the first `n` readable samples of a split."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -254,18 +256,22 @@ def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.dev
         if bad is None:
             images.append(img)
             masks.append(mask)
+    if not images:
+        return None
     model.eval()
     with torch.no_grad():
         preds = model(to_model_input(torch.stack(images), preprocess).to(device)).argmax(1).cpu()
     fig, axes = plt.subplots(len(images), 3, figsize=(6, 2 * len(images)), squeeze=False)
     for r, (img, mask, pred) in enumerate(zip(images, masks, preds)):
         shown = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-        for c, (pic, title) in enumerate([(shown, "image"), (colorize(mask), "ground truth"),
-                                          (colorize(pred), "prediction")]):
+        for c, (pic, name) in enumerate([(shown, "image"), (colorize(mask), "ground truth"),
+                                         (colorize(pred), "prediction")]):
             axes[r][c].imshow(pic.permute(1, 2, 0).numpy())
             axes[r][c].set_axis_off()
             if r == 0:
-                axes[r][c].set_title(title)
+                axes[r][c].set_title(name)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
