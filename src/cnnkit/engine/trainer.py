@@ -144,7 +144,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
                 loss, parts = task.loss(train_model, batch)
             if not torch.isfinite(loss):
                 raise CnnkitError(
-                    f"The loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: training stopped; "
+                    f"The loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: training stopped; "
                     f"{run_dir / 'last.pt'} keeps the last good epoch. Try a lower --lr or --set grad_clip=1.0.")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

@@ -9,8 +9,9 @@
   random deletion order on 94% of test images against 90% at the conv. Modules run more
   than once per forward (shared activations, detection heads over pyramid levels) are
   skipped, and so are segmentation logit maps (their output is the answer, not a feature). For a
-  detector the search stays inside `backbone.body` (or `backbone`): past it, FPN and head
-  layers mix several scales and the box head has no single spatial map.
+  detector the search stays inside its feature extractor (`backbone.body`, `body`, or
+  `backbone`): past it, FPN and head layers mix several scales and the box head has no
+  single spatial map.
 - `first_convs`: the first conv layers in execution order (the learned-filters picture).
 - `to_input_size`: upsample a layer map to the model input, first cropping the padding a
   torchvision detection transform adds (it resizes, then pads to a multiple of 32, so the
@@ -42,11 +43,16 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
 
 
 def _search_root(model: nn.Module, task: str) -> tuple[str, nn.Module]:
-    if task == "detect" and hasattr(model, "backbone"):
-        backbone = model.backbone
-        if hasattr(backbone, "body"):
-            return "backbone.body.", backbone.body
-        return "backbone.", backbone
+    """Where a detector's feature extractor lives: the shallowest `*.body` (torchvision's
+    BackboneWithFPN, cnnkit's detectors), else `*.backbone` / `*.encoder`; the whole model otherwise."""
+    if task not in ("detect", "instance"):
+        return "", model
+    named = [(n, m) for n, m in model.named_modules() if n]
+    for leaf in (("body",), ("backbone", "encoder")):
+        found = [(n, m) for n, m in named if n.split(".")[-1] in leaf]
+        if found:
+            name, module = min(found, key=lambda nm: nm[0].count("."))
+            return name + ".", module
     return "", model
 
 
@@ -143,8 +149,8 @@ def first_convs(model: nn.Module, run: Callable[[], object] | None, n: int = 2) 
 
 def valid_fraction(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     """Share (h, w) of a detector's padded batch that is image; (1, 1) for everything else."""
-    transform = getattr(model, "transform", None)
-    if transform is None or not hasattr(transform, "batch_images"):
+    transform = next((m for m in model.modules() if hasattr(m, "batch_images") and hasattr(m, "postprocess")), None)
+    if transform is None:
         return 1.0, 1.0
     with torch.no_grad():
         images, _ = transform(list(x))

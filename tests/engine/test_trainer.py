@@ -1,0 +1,73 @@
+"""Trainer behaviour: NaN stops with a sentence and keeps the last good epoch; early stopping keeps
+the best weights; EMA and layer-list models train; the config is resolved into the run dir."""
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+import cnnkit
+from cnnkit.cli import main
+
+
+def test_nan_loss_stops_naming_epoch_and_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data", "digits", "--model", "lenet5", "--epochs", "3", "--out", str(out),
+                 "--lr", "1e30", "--schedule", "constant", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "The loss became" in err and "epoch 1, step" in err and "Traceback" not in err
+
+
+def test_nan_after_a_good_epoch_keeps_it(tmp_path, monkeypatch):
+    from cnnkit.tasks.classify import ClassifyTask
+
+    calls = {"n": 0}
+    original = ClassifyTask.loss
+
+    def flaky_loss(self, model, batch):
+        calls["n"] += 1
+        loss, parts = original(self, model, batch)
+        return (loss * float("nan"), parts) if calls["n"] > 45 else (loss, parts)  # epoch 2 (39 steps/epoch)
+
+    monkeypatch.setattr(ClassifyTask, "loss", flaky_loss)
+    with pytest.raises(cnnkit.errors.CnnkitError, match="epoch 2, step 7"):
+        cnnkit.train(data="digits", model="lenet5", epochs=3, out=str(tmp_path / "r"), quiet=True)
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert last["meta"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    run = cnnkit.train(data="digits", model="lenet5", epochs=12, patience=2, lr=0.3, schedule="constant",
+                       out=str(tmp_path / "es"), quiet=True)
+    rows = list(csv.DictReader(open(run.dir / "metrics.csv")))
+    accs = [float(r["val_accuracy"]) for r in rows]
+    best_epoch = max(range(len(accs)), key=lambda i: (accs[i], -i)) + 1
+    best = torch.load(run.dir / "best.pt", weights_only=True)
+    assert best["meta"]["epoch"] == best_epoch == run.summary["best_epoch"]
+    assert len(rows) < 12 or best_epoch >= 10  # stopped early unless it kept improving
+    assert best["meta"]["metrics"]["accuracy"] == pytest.approx(max(accs))
+
+
+def test_ema_and_layer_list_model_train_and_reload(tmp_path):
+    spec = {"layers": [{"type": "conv", "out": 8, "bn": True, "act": "relu"}, {"type": "pool", "k": 2},
+                       "flatten", {"type": "linear"}]}
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run = cnnkit.train(data="digits", model=str(path), epochs=2, ema=True, ema_decay=0.9,
+                       out=str(tmp_path / "spec"), quiet=True)
+    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
+    assert cfg["model"]["name"] == "spec" and cfg["model"]["kwargs"]["layers"]
+    assert cfg["train"]["epochs"] == 2 and cfg["train"]["lr"] is not None  # defaults resolved and written
+    path.unlink()  # the checkpoint alone must be enough
+    preds = cnnkit.load(run.dir).predict([torch.zeros(1, 8, 8, dtype=torch.uint8)])
+    assert preds[0]["label"] in [str(i) for i in range(10)]
+
+
+def test_info_prints_per_layer_table(capsys):
+    assert main(["info", "lenet5", "--data", "digits", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["params"] == 61706
+    assert any(r["type"] == "Conv2d" for r in table["rows"])
