@@ -84,8 +84,14 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     stream = batches()
     model.train()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for _ in range(steps):
+    recent: list[float] = []
+    diverged = None
+    for step in range(steps):
         loss, _ = task.loss(model, task.to_device(next(stream), device))
+        if not torch.isfinite(loss):
+            diverged = step
+            break
+        recent = (recent + [float(loss.detach())])[-20:]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -101,6 +107,7 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
         "epochs": round(steps * cfg.train.batch_size / len(bundle.train), 2),
         "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),
         "test_eval_cpu_s": round(time.process_time() - cpu1, 1),
+        "final_train_loss": round(sum(recent) / max(1, len(recent)), 4), "diverged_at_step": diverged,
         **{k: round(metrics[k], 4) for k in ("map", "map_50", "map_75", "mar_100")},
         "map_per_cpu_minute": round(metrics["map"] / (train_cpu / 60), 4),
     }

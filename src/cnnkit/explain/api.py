@@ -20,7 +20,7 @@ from cnnkit.explain.explanation import Explanation, display_image, to_image_map
 from cnnkit.explain.layers import first_convs, valid_fraction
 from cnnkit.explain.methods import ATTRIBUTIONS, LAYER_METHODS, attribute, parse_methods
 from cnnkit.explain.subject import Subject, as_images, blur, from_model, from_path, read_images, run_dir_of
-from cnnkit.explain.targets import make_target, split_targets
+from cnnkit.explain.targets import BOX_TASKS, make_target, split_targets
 
 SUBJECT_OPTIONS = ("task", "classes", "preprocess")
 
@@ -74,7 +74,7 @@ def run(subject: Subject, imgs: list[tuple[str, torch.Tensor]], methods: list[st
     records: list[dict[str, Any]] = []
     for name, image in imgs:
         x = subject.to_input(image)
-        fraction = valid_fraction(subject.model, x) if subject.task == "detect" else (1.0, 1.0)
+        fraction = valid_fraction(subject.model, x) if subject.task in BOX_TASKS else (1.0, 1.0)
         shown = display_image(image)
         for spec in split_targets(target, subject.task):
             score, info = make_target(subject.task, subject.model, x, spec, subject.classes,

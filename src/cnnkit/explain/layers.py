@@ -45,7 +45,7 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
 def _search_root(model: nn.Module, task: str) -> tuple[str, nn.Module]:
     """Where a detector's feature extractor lives: the shallowest `*.body` (torchvision's
     BackboneWithFPN, cnnkit's detectors), else `*.backbone` / `*.encoder`; the whole model otherwise."""
-    if task not in ("detect", "instance"):
+    if task not in ("detect", "instance"):  # the box tasks (targets.BOX_TASKS)
         return "", model
     named = [(n, m) for n, m in model.named_modules() if n]
     for leaf in (("body",), ("backbone", "encoder")):
@@ -58,7 +58,8 @@ def _search_root(model: nn.Module, task: str) -> tuple[str, nn.Module]:
 
 def trace(model: nn.Module, run: Callable[[], object], modules: dict[str, nn.Module]
           ) -> dict[str, dict]:
-    """Run once with forward hooks: per module name, its call count, finish order and output shape."""
+    """Run once with forward hooks: per module name, its call count, finish order (first and
+    last call), output shape and last output tensor."""
     seen: dict[str, dict] = {}
     counter = [0]
 
@@ -70,7 +71,8 @@ def trace(model: nn.Module, run: Callable[[], object], modules: dict[str, nn.Mod
             rec["order"] = counter[0]
             rec.setdefault("first", counter[0])
             rec["shape"] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-            rec["ptr"] = output.data_ptr() if isinstance(output, torch.Tensor) else None
+            # the tensor itself (not its data_ptr: under no_grad the allocator reuses freed memory)
+            rec["out"] = output if isinstance(output, torch.Tensor) else None
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]
@@ -122,7 +124,7 @@ def _innermost(name: str, seen: dict[str, dict]) -> str:
             return name
         last = max(kids, key=lambda n: seen[n]["order"])
         rec, mine = seen[last], seen[name]
-        if rec["calls"] != 1 or rec["ptr"] != mine["ptr"] or rec["shape"] != mine["shape"]:
+        if rec["calls"] != 1 or rec["out"] is None or rec["out"] is not mine["out"]:
             return name
         name = last
 

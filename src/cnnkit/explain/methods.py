@@ -30,6 +30,7 @@ ATTRIBUTIONS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "guided-backpr
 PICTURES = ("featuremaps", "filters")  # pictures of the network itself, not attributions
 METHODS = ATTRIBUTIONS + PICTURES
 LAYER_METHODS = ("gradcam", "gradcam++", "guided-gradcam", "featuremaps")
+GRADIENT_FREE = ("occlusion", "featuremaps")
 SIGNED = ("ig", "occlusion")  # methods whose raw map has meaningful negative values
 ALIASES = {"grad-cam": "gradcam", "gradcampp": "gradcam++", "gradcam-pp": "gradcam++", "grad-cam++": "gradcam++",
            "vanilla": "saliency", "gradient": "saliency", "guided": "guided-backprop", "guidedbackprop":
@@ -186,6 +187,9 @@ def attribute(method: str, score: nn.Module, x: torch.Tensor, layer: nn.Module |
     options = options or {}
     if method in LAYER_METHODS and layer is None:
         raise CnnkitError(f"{method} needs a layer: name one with --layer.")
+    if method not in GRADIENT_FREE and not getattr(score, "differentiable", True):
+        raise CnnkitError(f"{method} needs gradients, but this detector computes its box scores without them "
+                          "(its post-processing runs under torch.no_grad): use --method occlusion.")
     x = x.detach().clone().requires_grad_(True)  # Captum warns (once per call) when it has to do this itself
     with torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")

@@ -20,7 +20,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.layers import auto_layer, first_convs, get_layer
-from cnnkit.explain.targets import detector_outputs, infer_task, model_logits
+from cnnkit.explain.targets import BOX_TASKS, detector_outputs, infer_task, model_logits
 
 BASELINES = ("black", "zero", "blur")
 
@@ -44,7 +44,7 @@ class Subject:
     # ---- inputs -------------------------------------------------------------------
     def to_input(self, image: torch.Tensor) -> torch.Tensor:
         """One image (C x H x W) -> model input 1 x C x h x w on the model's device."""
-        if self.task == "detect":
+        if self.task in BOX_TASKS:
             return _scale([image]).to(self.device)
         return self.preprocess([image]).to(self.device).float()
 
@@ -67,7 +67,7 @@ class Subject:
 
     # ---- model --------------------------------------------------------------------
     def run(self, x: torch.Tensor) -> Callable[[], Any]:
-        if self.task == "detect":
+        if self.task in BOX_TASKS:
             return lambda: detector_outputs(self.model, x)
         return lambda: model_logits(self.model, x)
 
@@ -115,7 +115,7 @@ def from_model(model: nn.Module, sample: torch.Tensor, task: str | None = None,
 
 def _numbered_classes(model: nn.Module, x: torch.Tensor, task: str) -> list[str]:
     with torch.no_grad():
-        if task == "detect":  # names fall back to the label number
+        if task in BOX_TASKS:  # names fall back to the label number
             return []
         return [str(i) for i in range(model_logits(model, x).shape[1])]
 

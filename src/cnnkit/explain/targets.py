@@ -7,11 +7,13 @@ ReLU modules inside it):
 
 - classification: the logit of one class (default: the predicted class); `--target` is a
   class name or index;
-- detection: the score of one predicted box (default: the top-scoring box); `--target i`
-  picks prediction i, `--target x1,y1,x2,y2` the prediction that best overlaps that box.
-  The detector is re-run for every input, so the box is matched again by IoU each call
-  (NMS reorders and drops boxes as the input changes); the score stays differentiable
-  w.r.t. the input because torchvision's post-processing only indexes the score tensor;
+- detection (and instance segmentation): the score of one predicted box (default: the
+  top-scoring box); `--target i` picks prediction i, `--target x1,y1,x2,y2` the prediction
+  that best overlaps that box. The detector is re-run for every input, so the box is
+  matched again by IoU (same label) each call — NMS reorders and drops boxes as the input
+  changes; the score stays differentiable w.r.t. the input because torchvision's
+  post-processing only indexes the score tensor. A detector that decodes under no_grad
+  (cnnkit's tinydet) has no such gradient: only gradient-free methods (occlusion) apply;
 - segmentation: the sum of one class's logits over the pixels predicted as that class on
   the original image (default: the non-background class covering most pixels).
 
@@ -31,6 +33,7 @@ from torchvision.ops import box_iou
 
 from cnnkit.errors import CnnkitError, did_you_mean
 
+BOX_TASKS = ("detect", "instance")  # models that answer with {boxes, labels, scores[, masks]}
 BACKGROUND_NAMES = ("background", "__background__", "_background_", "bg")
 
 
@@ -88,6 +91,14 @@ def background_index(classes: list[str]) -> int:
     return 0  # segmentation sets put background first by convention (VOC, mask folders)
 
 
+def overlap(ref: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """IoU of one box (4,) with each of `boxes` (N x 4); a box with no area (untrained detectors
+    make them) has IoU nan with everything, so there the same coordinates count as IoU 1."""
+    iou = box_iou(ref.reshape(1, 4).to(boxes), boxes)[0].nan_to_num(0.0)
+    same = (boxes - ref.reshape(1, 4).to(boxes)).abs().amax(1) < 1e-4
+    return torch.where(same, torch.ones_like(iou), iou)
+
+
 def _connect(x: torch.Tensor) -> torch.Tensor:
     """A zero that still depends on x, so autograd.grad works when no box is found."""
     return x.sum() * 0.0
@@ -111,9 +122,11 @@ class ClassScore(nn.Module):
 class BoxScore(nn.Module):
     """Score of the prediction that best overlaps `ref_box` (same label), 0 when none reaches `min_iou`."""
 
-    def __init__(self, model: nn.Module, ref_box: torch.Tensor, label: int | None, min_iou: float = 0.5):
+    def __init__(self, model: nn.Module, ref_box: torch.Tensor, label: int | None, min_iou: float = 0.5,
+                 differentiable: bool = True):
         super().__init__()
         self.model, self.label, self.min_iou = model, label, min_iou
+        self.differentiable = differentiable  # False when the detector decodes boxes under no_grad
         self.register_buffer("ref_box", ref_box.detach().reshape(1, 4).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +136,7 @@ class BoxScore(nn.Module):
             if len(boxes) == 0:
                 scores.append(_connect(xi))
                 continue
-            iou = box_iou(self.ref_box.to(boxes), boxes)[0]
+            iou = overlap(self.ref_box, boxes)
             if self.label is not None and "labels" in pred:
                 iou = torch.where(pred["labels"] == self.label, iou, torch.full_like(iou, -1.0))
             j = int(iou.argmax())
@@ -134,7 +147,7 @@ class BoxScore(nn.Module):
         return self.forward(x)[:, 0]
 
     def rebind(self, model: nn.Module) -> "BoxScore":
-        return BoxScore(model, self.ref_box, self.label, self.min_iou)
+        return BoxScore(model, self.ref_box, self.label, self.min_iou, self.differentiable)
 
 
 class RegionScore(nn.Module):
@@ -169,11 +182,11 @@ def make_target(task: str, model: nn.Module, x: torch.Tensor, spec: Any, classes
     a detector's box must overlap the explained one to count as the same box on a changed input."""
     if task == "classify":
         return _class_target(model, x, spec, classes)
-    if task == "detect":
+    if task in BOX_TASKS:
         return _box_target(model, x, spec, classes, min_iou)
     if task == "segment":
         return _region_target(model, x, spec, classes)
-    raise CnnkitError(f'Cannot explain a "{task}" model: explain knows classify, detect and segment.')
+    raise CnnkitError(f'Cannot explain a "{task}" model: explain knows classify, detect, instance and segment.')
 
 
 def _name(classes: list[str], idx: int) -> str:
@@ -190,8 +203,10 @@ def _class_target(model, x, spec, classes):
 
 
 def _box_target(model, x, spec, classes, min_iou):
-    with torch.no_grad():
-        pred = detector_outputs(model, x)[0]
+    with torch.enable_grad():  # one pass tells the boxes and whether their scores carry gradients
+        pred = detector_outputs(model, x.detach().clone().requires_grad_(True))[0]
+    differentiable = bool(pred["scores"].requires_grad)
+    pred = {k: v.detach() for k, v in pred.items()}
     boxes, scores = pred["boxes"], pred["scores"]
     labels = pred.get("labels")
     if len(boxes) == 0:
@@ -208,7 +223,7 @@ def _box_target(model, x, spec, classes, min_iou):
             user = torch.empty(0)
         if user.numel() != 4:
             raise CnnkitError(f'--target "{text}" is not a box: write x1,y1,x2,y2 in pixels or a prediction index.')
-        iou = box_iou(user.reshape(1, 4).to(boxes), boxes)[0]
+        iou = overlap(user, boxes)
         j = int(iou.argmax())
         if iou[j] <= 0:
             raise CnnkitError(f"No predicted box overlaps --target {text}: the detector's boxes are "
@@ -225,7 +240,7 @@ def _box_target(model, x, spec, classes, min_iou):
     label = int(labels[j]) if labels is not None else None
     info.update(index=j, box=[round(v, 2) for v in boxes[j].tolist()], label=label,
                 name=_name(classes, label) if label is not None else None, score=float(scores[j]))
-    return BoxScore(model, boxes[j], label, min_iou), info
+    return BoxScore(model, boxes[j], label, min_iou, differentiable), info
 
 
 def _region_target(model, x, spec, classes):
@@ -254,6 +269,6 @@ def split_targets(spec: str | None, task: str) -> list[str | None]:
     if spec is None or str(spec).strip() == "":
         return [None]
     parts = [p.strip() for p in str(spec).split(";") if p.strip()]
-    if task != "detect":
+    if task not in BOX_TASKS:
         parts = [q.strip() for p in parts for q in p.split(",") if q.strip()]
     return parts or [None]

@@ -101,7 +101,7 @@ class ResNet(nn.Module):
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], depths: Sequence[int], widths: Sequence[int],
                  num_classes: int = 10, in_channels: int = 3, stem: str = "cifar", attention: str | None = None,
-                 dropout: float = 0.0, zero_init_residual: bool = True):
+                 dropout: float = 0.0, zero_init_residual: bool = False):
         super().__init__()
         attention = check_attention(attention)
         self.stem, c, stride = make_stem(stem, in_channels)
@@ -120,7 +120,9 @@ class ResNet(nn.Module):
         self.head = ClassifierHead(c, num_classes, dropout)
         init_weights(self)
         if zero_init_residual:
-            # Each block starts as the identity (Goyal et al. 2017): deep nets train from step one.
+            # Each block starts as the identity (Goyal et al. 2017). Off by default: measured on digits
+            # (ResNet-20, SGD lr 0.05, 2 epochs) it left the loss at 2.17 against 1.25 without it, because
+            # at short CPU budgets the net starts as little more than a pooled linear model.
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(m.last_bn().weight)
@@ -157,7 +159,7 @@ def _doc(name: str, attention: str | None) -> str:
 
 def build_resnet(name: str, num_classes: int, in_channels: int, image_size: int | Sequence[int] | None,
                  attention: str | None = None, dropout: float = 0.0, stem: str | None = None,
-                 zero_init_residual: bool = True) -> ResNet:
+                 zero_init_residual: bool = False) -> ResNet:
     """A ResNet from `ARCHS`; the ImageNet-style stem shrinks to "small" below 64 pixels."""
     family, block, depths = ARCHS[name]
     if stem is None:
@@ -170,7 +172,7 @@ def build_resnet(name: str, num_classes: int, in_channels: int, image_size: int 
 def _register(name: str, base: str, default_attention: str | None) -> None:
     @MODELS.register(name, tasks=("classify",), backbone=True, attention=True, doc=_doc(base, default_attention))
     def build(num_classes: int, in_channels: int, image_size: int | Sequence[int], dropout: float = 0.0,
-              attention: str | None = None, stem: str | None = None, zero_init_residual: bool = True) -> ResNet:
+              attention: str | None = None, stem: str | None = None, zero_init_residual: bool = False) -> ResNet:
         return build_resnet(base, num_classes, in_channels, image_size, _pick(name, default_attention, attention),
                             dropout, stem, zero_init_residual)
 
