@@ -12,7 +12,7 @@ pycocotools (cnnkit's `detect` metric). The headline is mAP@[.5:.95] per CPU-min
     python bench/detection_heads.py --jobs 6                # one process per model, each on its own core
     python bench/detection_heads.py --models tinydet,fcos:resnet18 --budget-s 120
 
-`--models` entries are `name` or `name:backbone` (torchvision heads default to "tiny",
+`--models` entries are `name[:backbone][@lr]` (torchvision heads default to "tiny",
 cnnkit's small backbone, so the comparison is of heads over the same trunk; add
 `fcos:resnet18` etc. for the heads' default backbone). Results: bench/results/detection_heads.json.
 """
@@ -42,8 +42,11 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     from cnnkit.engine.optim import build_optimizer, build_scheduler
     from cnnkit.tasks import get_task
 
+    spec, _, lr = spec.partition("@")
     name, _, backbone = spec.partition(":")
     cfg = Config()
+    if lr:
+        cfg.train.lr = float(lr)
     cfg.data.name, cfg.task, cfg.model.name, cfg.train.seed = "digits-detect", "detect", name, seed
     if backbone or name != "tinydet":
         cfg.model.kwargs = {"backbone": backbone or "tiny"}

@@ -67,7 +67,7 @@ class TrainConfig:
     deterministic: bool = False  # (bool) PyTorch deterministic algorithms (slower, bit-exact on GPU too)
     device: str = "auto"  # (auto|cpu|cuda|mps) where to train
     amp: bool = False  # (bool) mixed precision on CUDA
-    threads: int | None = None  # (int) CPU threads for torch; torch's default when None
+    threads: int | None = None  # (int) CPU threads for torch; all cores but one when None (see engine/setup.py)
     out: str | None = None  # (str) run directory; runs/<data>-<model>[-N] when None
     resume: str | None = None  # (str) run directory or checkpoint to continue exactly
     eval_every: int = 1  # (int) validate every N epochs (always on the last)

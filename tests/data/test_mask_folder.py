@@ -100,3 +100,35 @@ def test_palette_index_and_rgb_masks(tmp_path):
     (tmp_path / "zero.png").write_bytes(b"")
     with pytest.raises(BadMask, match="cannot be read"):
         read_mask(tmp_path / "zero.png")
+
+
+def test_coco_polygons_and_rle_convert_to_mask_folders(tmp_path):
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    from cnnkit.data.commands import convert
+
+    (tmp_path / "coco" / "images").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "coco" / "images" / name)
+    rle_mask = np.zeros((20, 30), np.uint8)
+    rle_mask[5:15, 20:28] = 1
+    rle = mask_utils.encode(np.asfortranarray(rle_mask))
+    rle["counts"] = rle["counts"].decode()
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 30, "height": 20},
+                       {"id": 2, "file_name": "b.png", "width": 30, "height": 20}],
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 2, "bbox": [2, 2, 8, 6], "iscrowd": 0, "area": 48,
+                 "segmentation": [[2, 2, 10, 2, 10, 8, 2, 8]]},
+                {"id": 2, "image_id": 2, "category_id": 1, "bbox": [20, 5, 8, 10], "iscrowd": 0, "area": 80,
+                 "segmentation": rle}]}
+    (tmp_path / "coco" / "instances_train.json").write_text(json.dumps(coco))
+    cfg = Config.from_dict({"data": {"val_fraction": 0.0, "test_fraction": 0.0}})
+    out = convert(str(tmp_path / "coco"), "masks", tmp_path / "masks", cfg)
+    assert (out / "classes.txt").read_text().split() == ["background", "cat", "dog"]
+    a, b = read_mask(out / "train" / "masks" / "a.png"), read_mask(out / "train" / "masks" / "b.png")
+    poly = torch.from_numpy(mask_utils.decode(mask_utils.frPyObjects([[2, 2, 10, 2, 10, 8, 2, 8]], 20, 30))[..., 0])
+    assert torch.equal(a, poly * 2) and int(a.sum()) > 0
+    assert torch.equal(b, torch.from_numpy(rle_mask))

@@ -48,3 +48,19 @@ def test_make_writes_a_folder_that_reads_back(tmp_path, fmt, marker):
     from cnnkit.data.segmentation import read_mask
 
     assert torch.equal(read_mask(back.test.mask_paths[0]), src.test.masks[0])
+
+
+def test_detection_view_feeds_the_coco_writer_with_instance_masks(tmp_path):
+    from cnnkit.data.commands import WRITERS
+    from cnnkit.data.segmentation import detection_view, segment_view
+
+    src = build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 48}}))
+    det = detection_view(src)
+    assert det.info.task == "detect" and det.info.classes == [str(i) for i in range(10)]
+    WRITERS.get("coco")(det, tmp_path)
+    back = segment_view(build_data(Config.from_dict({"data": {"name": str(tmp_path)}})))
+    assert back.info.classes == src.info.classes
+    from cnnkit.data.segmentation import samples
+
+    (_, _, mask), = list(samples(back.test, 1, limit=1))
+    assert torch.equal(mask, src.test.masks[0])

@@ -129,3 +129,18 @@ def test_ig_completeness_on_the_trained_lenet(digits_run):
     out = explain(subject, test.images[:15], "ig", steps=200)
     gaps = np.array([e.extra["completeness_gap"] for e in out])
     assert np.median(gaps) < 0.01 and gaps.max() < 0.1
+
+
+def test_both_checks_run_for_a_box_and_a_segment_class():
+    from cnnkit.explain.subject import from_model
+
+    from .conftest import random_image, tiny_detector, tiny_segmenter
+
+    for model, method in ((tiny_detector(), "saliency"), (tiny_segmenter(), "gradcam")):
+        img = random_image(3, 32, 32)
+        subject = from_model(model, img)
+        _, records = run(subject, [("a", img)], [method], None, None, {}, keep_records=True)
+        res = evaluate(model, subject.run(records[0]["x"]), records, [method],
+                       {"curve_steps": 4, "randomisation": "full"})[method]
+        assert len(res["deletion_curve"]) == 5 and 0.0 <= res["deletion_better_than_random"] <= 1.0
+        assert -1.0 <= res["randomisation"]["spearman"] <= 1.0

@@ -105,3 +105,36 @@ def test_split_targets():
     assert split_targets(None, "classify") == [None]
     assert split_targets("cat,dog", "classify") == ["cat", "dog"]
     assert split_targets("1,2,3,4;0", "detect") == ["1,2,3,4", "0"]
+
+
+def test_degenerate_boxes_still_match_themselves():
+    from cnnkit.explain.targets import overlap
+
+    boxes = torch.tensor([[36.0, 14.4, 36.0, 18.3], [0.0, 0.0, 10.0, 10.0]])  # the first has no area
+    torch.testing.assert_close(overlap(boxes[0], boxes), torch.tensor([1.0, 0.0]))
+
+
+class _NoGradDetector(torch.nn.Module):
+    """Decodes its boxes under no_grad, as cnnkit's tinydet does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, images):
+        out = []
+        for img in images:
+            heat = self.conv(img[None])[0, 0]
+            with torch.no_grad():
+                out.append({"boxes": torch.tensor([[2.0, 2.0, 9.0, 9.0]]), "labels": torch.tensor([0]),
+                            "scores": heat.amax().sigmoid()[None]})
+        return out
+
+
+def test_a_detector_without_gradients_gets_occlusion_and_a_clear_error_otherwise():
+    det = _NoGradDetector().eval()
+    img = random_image(3, 12, 12)
+    (e,) = explain(det, img, "occlusion", window=4, stride=4, task="detect")
+    assert e.map.shape == (12, 12)
+    with pytest.raises(CnnkitError, match="use --method occlusion"):
+        explain(det, img, "saliency", task="detect")

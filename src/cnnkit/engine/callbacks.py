@@ -102,7 +102,8 @@ class EpochProgress:
 
     def start(self, epoch: int, epochs: int, steps: int) -> None:
         self.t0, self.seen = time.perf_counter(), 0
-        if not self.enabled:
+        self.label = f"epoch {epoch + 1}/{epochs}"
+        if not self.enabled or not self.console.is_terminal:
             return
         self._progress = Progress(
             TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(bar_width=16), MofNCompleteColumn(),
@@ -126,3 +127,7 @@ class EpochProgress:
             self._progress.update(self._task, stats=summary)
             self._progress.stop()
             self._progress = None
+        elif self.enabled:  # a log file or pipe: one plain line per epoch instead of a bar
+            seconds = time.perf_counter() - self.t0
+            self.console.print(f"{self.label}  {summary}  {seconds:.1f}s  {self.seen / max(seconds, 1e-9):.0f} img/s",
+                               highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import DatasetInfo
 from cnnkit.engine.checkpoint import load_checkpoint
-from cnnkit.engine.setup import pick_device
+from cnnkit.engine.setup import configure_threads, pick_device
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task
 
@@ -31,6 +31,7 @@ class Predictor:
         self.info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std") if k in meta["preprocess"]})
         self.task = get_task(meta["task"])
         self.task.setup(self.cfg, self.info)
+        configure_threads(self.cfg.train.threads)
         self.device = pick_device(device)
         self.model = self.task.build_model(self.cfg, self.info)
         self.model.load_state_dict(ckpt["model"])

@@ -25,6 +25,22 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def configure_threads(threads: int | None) -> int:
+    """Set torch's CPU threads: the asked number, else all cores but one (1 on a 2-core machine).
+
+    Why not torch's default of every core: its OpenMP workers spin-wait, and when any other
+    process wants a core they collapse. Measured on a busy 2-core machine: a LeNet-5 epoch on
+    digits took 12.4 s with 2 threads against 1.4 s with 1; a ResNet-20 step 6.4 s against 2.4 s.
+    OMP_NUM_THREADS, when set, is respected as the user's choice.
+    """
+    if threads is None:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        threads = max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name not in DEVICES and not name.startswith("cuda:"):
         raise CnnkitError(f'Unknown device "{name}": use one of {", ".join(DEVICES)}.')

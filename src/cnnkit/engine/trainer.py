@@ -27,7 +27,7 @@ from cnnkit.engine.callbacks import EarlyStopping, EpochProgress, MetricsLog
 from cnnkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnkit.engine.evaluate import evaluate, scalars
 from cnnkit.engine.optim import build_optimizer, build_scheduler
-from cnnkit.engine.setup import make_run_dir, pick_device, seed_everything
+from cnnkit.engine.setup import configure_threads, make_run_dir, pick_device, seed_everything
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task
 
@@ -69,8 +69,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
             raise CnnkitError(f"{resume_ckpt['path']} holds no resume state; resume from a run's last.pt.")
         cfg = Config.from_dict(resume_ckpt["meta"]["config"])
         cfg.train.resume = str(Path(resume_ckpt["path"]).parent)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    configure_threads(cfg.train.threads)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = pick_device(cfg.train.device, dist.local_rank)
 
@@ -175,7 +174,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
         row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
         is_best = evaluated and main and stopper.update(val_metrics.get(monitor), epoch)
         progress.finish(" ".join(f"{k} {v:.4g}" for k, v in row.items()
-                                 if k.startswith("val_") and k[4:] in (*task.headline, "loss")))
+                                 if k == "train_loss" or k.startswith("val_") and k[4:] in (*task.headline, "loss")))
         if main:
             log.log(row)
             meta = checkpoint_meta(task, cfg, info, epoch + 1, val_metrics)

@@ -172,7 +172,8 @@ class SegmentTask(Task):
             split = bundle.split(key)
             if len(split):
                 path = prediction_grid(model, split, self.preprocessing(self.cfg, bundle.info), device,
-                                       out / f"predictions_{key}.png", title=f"{key}: image / truth / prediction")
+                                       bundle.info.classes, out / f"predictions_{key}.png",
+                                       title=f"{key}: image / truth / prediction")
                 paths += [path] if path else []
         return paths
 
@@ -238,8 +239,8 @@ def per_class_bars(per_class_iou: dict[str, float | None], path: Path) -> Path:
     return path
 
 
-def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.device, path: Path, n: int = 6,
-                    title: str = "") -> Path | None:
+def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.device, classes: list[str],
+                    path: Path, n: int = 6, title: str = "") -> Path | None:
     """Rows of image / ground truth / prediction for the first `n` readable samples of a split."""
     import matplotlib
 
@@ -272,7 +273,12 @@ def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.dev
                 axes[r][c].set_title(name)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    from matplotlib.patches import Patch
+
+    pal = colorize(torch.arange(len(classes), dtype=torch.uint8)[None]).permute(1, 2, 0)[0].float() / 255
+    fig.legend(handles=[Patch(color=pal[k].tolist(), label=c) for k, c in enumerate(classes)],
+               loc="lower center", ncol=min(6, len(classes)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(classes) // 6), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
