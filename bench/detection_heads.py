@@ -12,7 +12,8 @@ pycocotools (cnnkit's `detect` metric). The headline is mAP@[.5:.95] per CPU-min
     python bench/detection_heads.py --jobs 6                # one process per model, each on its own core
     python bench/detection_heads.py --models tinydet,fcos:resnet18 --budget-s 120
 
-`--models` entries are `name[:backbone][@lr]` (torchvision heads default to "tiny",
+`--models` entries are `name[:backbone][@lr][@key=value...]` with train.* keys such as
+`@batch_size=16@optimizer=adamw` (torchvision heads default to "tiny",
 cnnkit's small backbone, so the comparison is of heads over the same trunk; add
 `fcos:resnet18` etc. for the heads' default backbone). Results: bench/results/detection_heads.json.
 """
@@ -42,11 +43,12 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     from cnnkit.engine.optim import build_optimizer, build_scheduler
     from cnnkit.tasks import get_task
 
-    spec, _, lr = spec.partition("@")
+    spec, *settings = spec.split("@")
     name, _, backbone = spec.partition(":")
     cfg = Config()
-    if lr:
-        cfg.train.lr = float(lr)
+    for item in settings:  # "@0.04" is the lr; "@key=value" any train.* key
+        key, _, value = item.rpartition("=")
+        cfg.set(f"train.{key or 'lr'}", value)
     cfg.data.name, cfg.task, cfg.model.name, cfg.train.seed = "digits-detect", "detect", name, seed
     if backbone or name != "tinydet":
         cfg.model.kwargs = {"backbone": backbone or "tiny"}
@@ -105,7 +107,8 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     return {
         "model": name, "backbone": backbone or "tiny",
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-        "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "threads": threads,
+        "batch_size": cfg.train.batch_size, "optimizer": cfg.train.optimizer, "lr": cfg.train.lr,
+        "threads": threads,
         "step_cpu_s": round(step_cpu, 3), "steps": steps,
         "epochs": round(steps * cfg.train.batch_size / len(bundle.train), 2),
         "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),

@@ -12,6 +12,7 @@ from cnnkit.explain.faithfulness import (
     evaluate,
     parametrised_layers,
     perturbation_curve,
+    random_curves,
     randomisation_check,
     ranked_order,
     spearman,
@@ -70,15 +71,19 @@ def test_randomisation_cascade_reinitialises_a_copy_top_down():
         torch.testing.assert_close(v, before[k])
 
 
-def test_curves_for_one_map():
+def test_curves_for_one_map_and_the_random_baseline():
     model = tiny_classifier()
     x = torch.rand(1, 1, 16, 16)
-    res = curves_for(ClassScore(model, 0), x, torch.rand(16, 16), torch.zeros_like(x), x * 0.5, steps=8)
-    assert set(res) == {"deletion", "insertion", "deletion_random", "insertion_random"}
-    for c in res.values():
+    score = ClassScore(model, 0)
+    res = curves_for(score, x, torch.rand(16, 16), torch.zeros_like(x), x * 0.5, steps=8)
+    rnd = random_curves(score, x, torch.zeros_like(x), x * 0.5, steps=8, orders=3)
+    assert set(res) == set(rnd) == {"deletion", "insertion"}
+    for c in (*res.values(), *rnd.values()):
         assert c.shape == (9,)
     # both deletion curves start at the unperturbed score and end at the fully deleted one
-    torch.testing.assert_close(res["deletion"][[0, -1]], res["deletion_random"][[0, -1]])
+    torch.testing.assert_close(res["deletion"][[0, -1]], rnd["deletion"][[0, -1]])
+    one = random_curves(score, x, torch.zeros_like(x), x * 0.5, steps=8, orders=1)
+    assert not torch.equal(one["deletion"], rnd["deletion"])  # an average, not one draw
 
 
 def _lenet_check(run_dir, n_images, mode):

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from cnnkit.errors import CnnkitError
-from cnnkit.explain.layers import auto_layer, first_convs, get_layer, to_input_size, valid_fraction
+from cnnkit.explain.layers import (auto_layer, first_convs, get_layer, layer_geometry, to_input_size,
+                                   valid_fraction)
 from cnnkit.explain.targets import detector_outputs
 
 from .conftest import tiny_classifier, tiny_detector, tiny_segmenter
@@ -67,3 +68,30 @@ def test_valid_fraction_of_a_torchvision_detector():
     fh, fw = valid_fraction(det, torch.rand(1, 3, 40, 64))  # resized to 40x64, padded to 64x64
     assert fw == pytest.approx(1.0) and fh == pytest.approx(40 / 64)
     assert valid_fraction(tiny_classifier(), torch.rand(1, 1, 8, 8)) == (1.0, 1.0)
+
+
+def test_geometry_of_valid_convolutions():
+    from cnnkit.models.lenet import LeNet5
+
+    model = LeNet5(10, 1, 32).eval()
+    x = torch.zeros(1, 1, 32, 32)
+    # C3 (valid 5x5 after C1 + S2): cell i sits over input pixel 6.5 + 2 i; S4: 7.5 + 4 i
+    assert layer_geometry(model.features.c3, model, x) == (2.0, 6.5, 2.0, 6.5)
+    assert layer_geometry(model.features.s4, model, x) == (4.0, 7.5, 4.0, 7.5)
+
+
+def test_geometry_of_same_padding_is_plain_upsampling():
+    model = tiny_classifier()
+    x = torch.zeros(1, 1, 16, 12)
+    geo = layer_geometry(model.relu2, model, x)
+    assert geo == (2.0, 0.5, 2.0, 0.5)
+    cam = torch.rand(8, 6)
+    torch.testing.assert_close(to_input_size(cam, (16, 12), geometry=geo), to_input_size(cam, (16, 12)))
+
+
+def test_geometry_places_a_cell_on_its_receptive_field():
+    cam = torch.zeros(5, 5)
+    cam[0, 0] = 1.0
+    out = to_input_size(cam, (32, 32), geometry=(4.0, 7.5, 4.0, 7.5))
+    assert out[:8, :8].min() == 1.0 and out[12:, :].max() == 0.0  # border cells extend to the edge
+    assert float(out[9, 9]) == pytest.approx(0.625 ** 2)  # pixel 9 is 3/8 of the way to the next centre

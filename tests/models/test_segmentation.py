@@ -30,9 +30,11 @@ def test_unet_on_a_resnet_encoder_with_stride_4_stem_gets_a_full_resolution_bran
     model = build_model("unet", num_classes=3, in_channels=3, image_size=64, backbone="resnet18")
     assert model.encoder.strides[0] > 1 and model.input_skip is not None
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
-    no_branch = build_model("unet", num_classes=3, in_channels=3, image_size=64, full_res=0)
-    assert no_branch.input_skip is None
-    assert no_branch(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    assert build_model("unet", num_classes=3, in_channels=3, image_size=64).input_skip is None  # tiny: stride 2
+    forced = build_model("unet", num_classes=3, in_channels=3, image_size=64, full_res=8)
+    assert forced.input_skip is not None and forced(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    none = build_model("unet", num_classes=3, in_channels=3, image_size=64, backbone="resnet18", full_res=0)
+    assert none.input_skip is None and none(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_deeplab_rates_fit_the_feature_map_and_can_be_given():

@@ -141,3 +141,19 @@ def test_build_model_rejects_classifiers_and_unknown_options(task_cfg, bundle):
     cfg.model.kwargs = {"head_widht": 32}
     with pytest.raises(CnnkitError, match="head_width"):
         task.build_model(cfg, bundle.info)
+
+
+def test_loader_carries_instance_masks_through_augmentation(bundle):
+    """Instance segmentation reuses this loader: masks must stay paired with their boxes."""
+    from cnnkit.data.detection import detection_loader
+
+    loader = detection_loader(bundle.train, 4, True, seed=1, augment="strong", image_size=SIZE, channels=1,
+                              masks=True)
+    for images, targets in loader:
+        for img, t in zip(images, targets):
+            assert t["masks"].shape == (len(t["boxes"]), *img.shape[-2:]) and t["masks"].dtype == torch.uint8
+            for box, mask in zip(t["boxes"], t["masks"]):
+                ys, xs = mask.nonzero(as_tuple=True)
+                if len(xs):  # a mask's pixels lie inside its (possibly clipped) box
+                    assert xs.min() >= box[0] - 1 and xs.max() + 1 <= box[2] + 1
+                    assert ys.min() >= box[1] - 1 and ys.max() + 1 <= box[3] + 1

@@ -41,7 +41,6 @@ def setup_task(**overrides):
     cfg.fill_defaults(task.defaults(cfg, info))
     cfg.train.batch_size = 4
     cfg.model.kwargs.setdefault("backbone_kwargs", {"widths": [8, 16, 16, 16]})
-    cfg.model.kwargs.setdefault("full_res", 8)
     task.setup(cfg, info)
     return task, cfg, info
 

@@ -17,10 +17,10 @@ from torch import nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.explanation import Explanation, display_image, to_image_map
-from cnnkit.explain.layers import first_convs, valid_fraction
+from cnnkit.explain.layers import first_convs
 from cnnkit.explain.methods import ATTRIBUTIONS, LAYER_METHODS, attribute, parse_methods
 from cnnkit.explain.subject import Subject, as_images, blur, from_model, from_path, read_images, run_dir_of
-from cnnkit.explain.targets import BOX_TASKS, make_target, split_targets
+from cnnkit.explain.targets import make_target, split_targets
 
 SUBJECT_OPTIONS = ("task", "classes", "preprocess")
 
@@ -74,7 +74,6 @@ def run(subject: Subject, imgs: list[tuple[str, torch.Tensor]], methods: list[st
     records: list[dict[str, Any]] = []
     for name, image in imgs:
         x = subject.to_input(image)
-        fraction = valid_fraction(subject.model, x) if subject.task in BOX_TASKS else (1.0, 1.0)
         shown = display_image(image)
         for spec in split_targets(target, subject.task):
             score, info = make_target(subject.task, subject.model, x, spec, subject.classes,
@@ -82,20 +81,21 @@ def run(subject: Subject, imgs: list[tuple[str, torch.Tensor]], methods: list[st
             baseline = subject.baseline(options.get("baseline", "black"), image, x)
             raws: dict[str, torch.Tensor] = {}
             layers: dict[str, str | None] = {}
+            placements: dict[str, dict[str, Any]] = {}
             for method in methods:
                 if method == "filters":
                     continue
-                lname, lmod = None, None
+                lname, lmod, placement = None, None, {}
                 if method in LAYER_METHODS:
                     lname, lmod = subject.layer(layer, x, "first" if method == "featuremaps" else "cam")
-                raw, extra = attribute(method, score, x, lmod, baseline, {**options, "fraction": fraction})
-                raws[method], layers[method] = raw, lname
+                    placement = subject.placement(lname, x)
+                raw, extra = attribute(method, score, x, lmod, baseline, {**options, **placement})
+                raws[method], layers[method], placements[method] = raw, lname, placement
                 explanations.append(Explanation(method, to_image_map(raw, tuple(image.shape[-2:])), raw, shown,
                                                 info, lname, name, extra))
             if keep_records:
                 records.append({"name": name, "x": x, "score": score, "target": info, "baseline": baseline,
-                                "blurred": blur(x), "raws": raws,
-                                "layers": layers, "fraction": fraction})
+                                "blurred": blur(x), "raws": raws, "layers": layers, "placements": placements})
     if "filters" in methods:
         from cnnkit.explain.feature_maps import conv_weights
 

@@ -9,7 +9,8 @@
    (they take 0..1 images). On digits this matters: a black image is read as a 7 or a 2, so
    deleting to black cannot lower a 7's score. The same curves for a random pixel order are
    the baseline a method has to beat. The score is the target's bounded form (`target.prob`:
-   softmax probability, box score, mean class probability over the region).
+   softmax probability, box score, mean class probability over the region). The random
+   baseline of an image is the mean curve of 4 random orders, shared by all methods.
 2. Model randomisation (Adebayo et al. 2018, "Sanity checks for saliency maps"): explain the
    same inputs with a copy of the model whose weights are re-initialised — cascading, from
    the output layer down to the input in at most `max_steps` groups, so the last step is the
@@ -62,15 +63,21 @@ def auc(curve: torch.Tensor) -> float:
 
 def curves_for(score: nn.Module, x: torch.Tensor, raw: torch.Tensor, delete_to: torch.Tensor,
                insert_from: torch.Tensor, steps: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deletion and insertion curves of one map and of a random order, for one input."""
-    gen = torch.Generator().manual_seed(seed)
-    order = ranked_order(raw, gen)
-    rand = torch.randperm(order.numel(), generator=gen)
-    out = {}
-    for name, o in (("", order), ("_random", rand)):
-        out[f"deletion{name}"] = perturbation_curve(score.prob, x, delete_to, o, steps)
-        out[f"insertion{name}"] = perturbation_curve(score.prob, insert_from, x, o, steps)
-    return out
+    """Deletion and insertion curves of one map, for one input."""
+    order = ranked_order(raw, torch.Generator().manual_seed(seed))
+    return {"deletion": perturbation_curve(score.prob, x, delete_to, order, steps),
+            "insertion": perturbation_curve(score.prob, insert_from, x, order, steps)}
+
+
+def random_curves(score: nn.Module, x: torch.Tensor, delete_to: torch.Tensor, insert_from: torch.Tensor,
+                  steps: int = 32, seed: int = 0, orders: int = 4) -> dict[str, torch.Tensor]:
+    """The same curves for random pixel orders, averaged over `orders` permutations: the
+    baseline is the expected curve of a random order, not one draw of it."""
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    perms = [torch.randperm(x.shape[-2] * x.shape[-1], generator=gen) for _ in range(orders)]
+    return {"deletion": torch.stack([perturbation_curve(score.prob, x, delete_to, p, steps) for p in perms]).mean(0),
+            "insertion": torch.stack([perturbation_curve(score.prob, insert_from, x, p, steps)
+                                      for p in perms]).mean(0)}
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -120,7 +127,7 @@ def randomisation_check(model: nn.Module, run, records: list[dict[str, Any]], me
                 layer_name = rec["layers"].get(method)
                 layer = get_layer(random_model, layer_name) if layer_name else None
                 raw, _ = attribute(method, rec["score"].rebind(random_model), rec["x"], layer, rec["baseline"],
-                                   {**options, "fraction": rec.get("fraction", (1.0, 1.0))})
+                                   {**options, **rec.get("placements", {}).get(method, {})})
                 corrs.append(spearman(rec["raws"][method], raw))
                 corrs_abs.append(spearman(rec["raws"][method].abs(), raw.abs()))
             steps[method].append({"reinitialised": group[-1] if group else None, "layers": len(group),
@@ -142,17 +149,20 @@ def _mean_curve(curves: list[torch.Tensor]) -> list[float]:
 def evaluate(model: nn.Module, run, records: list[dict[str, Any]], methods: list[str],
              options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Both checks over `records` (one per image/target: x, score, baseline, blurred, raws,
-    layers, fraction), averaged per method. `run` is a zero-argument forward used to order layers."""
+    layers, placements), averaged per method. `run` is a zero-argument forward used to order layers."""
     options = dict(options or {})
     steps = int(options.get("curve_steps", 32))
+    random = [random_curves(rec["score"], rec["x"], torch.zeros_like(rec["x"]), rec["blurred"], steps, seed=i,
+                            orders=int(options.get("random_orders", 4))) for i, rec in enumerate(records)]
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         curves: dict[str, list[torch.Tensor]] = {}
         for i, rec in enumerate(records):
             res = curves_for(rec["score"], rec["x"], rec["raws"][method], torch.zeros_like(rec["x"]),
                              rec["blurred"], steps, seed=i)
-            for key, c in res.items():
-                curves.setdefault(key, []).append(c)
+            for kind in ("deletion", "insertion"):
+                curves.setdefault(kind, []).append(res[kind])
+                curves.setdefault(f"{kind}_random", []).append(random[i][kind])
         summary: dict[str, Any] = {"images": len(records), "steps": steps}
         for kind in ("deletion", "insertion"):
             mine = np.array([auc(c) for c in curves[kind]])

@@ -13,9 +13,10 @@
   `backbone`): past it, FPN and head layers mix several scales and the box head has no
   single spatial map.
 - `first_convs`: the first conv layers in execution order (the learned-filters picture).
-- `to_input_size`: upsample a layer map to the model input, first cropping the padding a
-  torchvision detection transform adds (it resizes, then pads to a multiple of 32, so the
-  feature map covers more than the image).
+- `layer_geometry` / `to_input_size`: place a layer map on the model input — each cell on
+  its receptive field's centre (measured, see `layer_geometry`), or for detectors plain
+  upsampling after cropping the padding their transform adds (it resizes, then pads to a
+  multiple of 32, so the feature map covers more than the image).
 """
 from __future__ import annotations
 
@@ -160,12 +161,64 @@ def valid_fraction(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     return h / ph, w / pw
 
 
-def to_input_size(cam: torch.Tensor, size: tuple[int, int], fraction: tuple[float, float] = (1.0, 1.0)
-                  ) -> torch.Tensor:
-    """h x w layer map -> H x W input map (bilinear), cropping detector padding first."""
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the layer of interest has run."""
+
+
+def layer_geometry(layer: nn.Module, forward: Callable[[torch.Tensor], object], x: torch.Tensor,
+                   grow: int = 64) -> tuple[float, float, float, float] | None:
+    """(stride_y, offset_y, stride_x, offset_x) such that the receptive field of the layer's cell
+    i is centred on input pixel offset + stride * i; None when it cannot be measured.
+
+    Plain upsampling assumes offset = (stride - 1) / 2, true for "same"-padded nets (ResNets) but
+    not for valid convolutions: LeNet-5's 5x5 S4 map sits over input pixels 7.5..23.5 of 32, not
+    2.7..28.3. The stride comes from the layer's output size at two input sizes (the input padded
+    by `grow` pixels), the offset from the size at the real one — no per-architecture table."""
+    sizes: list[tuple[int, int]] = []
+
+    def hook(_m, _i, out):
+        sizes.append(tuple(out.shape[-2:]))
+        raise _Stop
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        for extra in (0, grow):
+            try:
+                with torch.no_grad():
+                    forward(F.pad(x, (0, extra, 0, extra)))
+            except _Stop:
+                pass
+            except Exception:  # a model that only takes one input size: keep plain upsampling
+                return None
+    finally:
+        handle.remove()
+    if len(sizes) != 2:
+        return None
+    geometry: list[float] = []
+    for n_in, n0, n1 in zip(x.shape[-2:], sizes[0], sizes[1]):
+        if n1 <= n0 or abs(grow / (n1 - n0) - round(grow / (n1 - n0))) > 1e-6:
+            return None
+        stride = round(grow / (n1 - n0))
+        geometry += [float(stride), (n_in - 1 - stride * (n0 - 1)) / 2]
+    return tuple(geometry)
+
+
+def to_input_size(cam: torch.Tensor, size: tuple[int, int], fraction: tuple[float, float] = (1.0, 1.0),
+                  geometry: tuple[float, float, float, float] | None = None) -> torch.Tensor:
+    """h x w layer map -> H x W input map, bilinear. With `geometry` each cell lands on its
+    receptive field's centre; without, plain upsampling (after cropping a detector's padding)."""
     h, w = cam.shape[-2:]
     fh, fw = fraction
     if fh < 1.0 or fw < 1.0:
         cam = cam[..., : max(1, round(h * fh)), : max(1, round(w * fw))]
-    return F.interpolate(cam.reshape(1, 1, *cam.shape[-2:]).float(), size=size, mode="bilinear",
-                         align_corners=False)[0, 0]
+        h, w = cam.shape[-2:]
+    cam = cam.reshape(1, 1, h, w).float()
+    if geometry is None:
+        return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[0, 0]
+    sy, oy, sx, ox = geometry
+    # input pixel u -> cell coordinate (u - offset) / stride -> grid_sample's [-1, 1] (align_corners=False)
+    ys = ((torch.arange(size[0], dtype=torch.float32) - oy) / sy + 0.5) / h * 2 - 1
+    xs = ((torch.arange(size[1], dtype=torch.float32) - ox) / sx + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], -1)[None].to(cam.device)
+    return F.grid_sample(cam, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]

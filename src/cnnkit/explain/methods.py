@@ -69,7 +69,8 @@ def _channel_max_abs(attr: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_map(cam: torch.Tensor, x: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-    return to_input_size(cam[0, 0].detach(), tuple(x.shape[-2:]), options.get("fraction", (1.0, 1.0)))
+    return to_input_size(cam[0, 0].detach(), tuple(x.shape[-2:]), options.get("fraction", (1.0, 1.0)),
+                         options.get("geometry"))
 
 
 def gradcam(score, x, layer, baseline, options):
@@ -129,9 +130,13 @@ def guided_backprop(score, x, layer, baseline, options):
 
 
 def guided_gradcam(score, x, layer, baseline, options):
-    from captum.attr import GuidedGradCam
+    """Guided backprop x Grad-CAM, as Captum's GuidedGradCam computes it, but with our placement
+    of the CAM on the input (`_layer_map`); GuidedGradCam upsamples it plainly."""
+    from captum.attr import GuidedBackprop
 
-    return _channel_max_abs(GuidedGradCam(score, layer).attribute(x, target=0)), {}
+    cam, _ = gradcam(score, x, layer, baseline, options)
+    guided = GuidedBackprop(score).attribute(x, target=0)
+    return _channel_max_abs(guided * cam.to(guided)[None, None]), {}
 
 
 def integrated_gradients(score, x, layer, baseline, options):

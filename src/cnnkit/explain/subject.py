@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.errors import CnnkitError
-from cnnkit.explain.layers import auto_layer, first_convs, get_layer
+from cnnkit.explain.layers import auto_layer, first_convs, get_layer, layer_geometry, valid_fraction
 from cnnkit.explain.targets import BOX_TASKS, detector_outputs, infer_task, model_logits
 
 BASELINES = ("black", "zero", "blur")
@@ -40,6 +40,7 @@ class Subject:
     meta: dict[str, Any] = field(default_factory=dict)
     channels: int | None = None
     _layers: dict[str, str] = field(default_factory=dict)
+    _geometry: dict[tuple, Any] = field(default_factory=dict)
 
     # ---- inputs -------------------------------------------------------------------
     def to_input(self, image: torch.Tensor) -> torch.Tensor:
@@ -83,6 +84,16 @@ class Subject:
                 self._layers[kind] = auto_layer(self.model, self.task, self.run(x))
         chosen = self._layers[kind]
         return chosen, get_layer(self.model, chosen)
+
+    def placement(self, layer_name: str, x: torch.Tensor) -> dict[str, Any]:
+        """How a map of `layer_name` lands on the input x: options for `methods.attribute`."""
+        if self.task in BOX_TASKS:  # resized and padded inside the detector: crop the padding
+            return {"fraction": valid_fraction(self.model, x)}
+        key = (layer_name, tuple(x.shape[-2:]))
+        if key not in self._geometry:
+            self._geometry[key] = layer_geometry(get_layer(self.model, layer_name),
+                                                 lambda xi: model_logits(self.model, xi), x)
+        return {"geometry": self._geometry[key]}
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
