@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -46,9 +47,10 @@ def main() -> None:
     from cnnkit.explain.subject import from_path
 
     t0 = time.perf_counter()
-    run_dir = args.run
+    run_dir, scratch = args.run, None
     if run_dir is None:
-        run_dir = str(Path(tempfile.mkdtemp(prefix="cnnkit-bench-")) / "digits-lenet5")
+        scratch = tempfile.mkdtemp(prefix="cnnkit-bench-")
+        run_dir = str(Path(scratch) / "digits-lenet5")
         cnnkit.train(data="digits", model="lenet5", out=run_dir, quiet=True, threads=args.threads)
     train_s = time.perf_counter() - t0
     subject = from_path(run_dir)
@@ -80,7 +82,10 @@ def main() -> None:
              else 1) < 0.5
         and (checks["ig_randomisation_spearman"] if checks["ig_randomisation_spearman"] is not None else 1) < 0.5)
     report = {
-        "benchmark": "explain_faithfulness", "data": "digits", "model": "lenet5", "run": run_dir,
+        "benchmark": "explain_faithfulness", "data": "digits", "model": "lenet5",
+        "run": run_dir if scratch is None else "trained for this benchmark (default recipe), then deleted",
+        "recipe": {k: subject.meta["config"]["train"].get(k) for k in
+                   ("epochs", "batch_size", "lr", "optimizer", "schedule", "label_smoothing", "seed")},
         "test_accuracy": subject.meta.get("metrics", {}).get("accuracy"), "images": n, "options": options,
         "layer": {m: records[0]["layers"].get(m) for m in methods},
         "protocol": "deletion to zero model input (dataset mean colour), insertion from a blurred input, "
@@ -95,6 +100,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     for name, r in results.items():
         rnd = r.get("randomisation", {})
         print(f"{name:16s} deletion {r['deletion_auc']:.3f} vs random {r['deletion_auc_random']:.3f} "

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from cnnkit.errors import CnnkitError
-from cnnkit.explain.layers import (auto_layer, first_convs, get_layer, layer_geometry, to_input_size,
-                                   valid_fraction)
+from cnnkit.explain.layers import auto_layer, first_convs, get_layer, layer_geometry, to_input_size, valid_fraction
 from cnnkit.explain.targets import detector_outputs
 
 from .conftest import tiny_classifier, tiny_detector, tiny_segmenter

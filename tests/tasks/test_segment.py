@@ -53,6 +53,9 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_ignores_void():
     ce = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
     assert focal_loss(logits, target, gamma=0.0) == pytest.approx(float(ce), abs=1e-6)
     assert focal_loss(logits, target, gamma=2.0) < ce
+    w = torch.tensor([0.2, 1.0, 3.0])
+    weighted = F.cross_entropy(logits, target, weight=w, ignore_index=IGNORE_INDEX)
+    assert focal_loss(logits, target, w, gamma=0.0) == pytest.approx(float(weighted), abs=1e-6)
 
 
 def test_dice_loss_matches_a_float64_reference_and_ignores_void():

@@ -130,9 +130,11 @@ def inspect_mask_folder(path: Path, cfg: Config) -> HealthReport:
 @INSPECTORS.register("voc-seg")
 def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
     from cnnkit.data.mask_folder import read_classes
-    from cnnkit.data.voc_seg import VOC_CLASSES, scan, voc_root
+    from cnnkit.data.voc_seg import VOC_CLASSES, scan, voc_root, wants_detection
 
     root = voc_root(path) or path
+    if wants_detection(root, cfg) and "voc" in INSPECTORS:  # a full VOC folder: boxes unless segment is asked
+        return INSPECTORS.get("voc")(path, cfg)
     found, bad = scan(root)
     return _report(str(path), found, bad, read_classes(root) or list(VOC_CLASSES), None)
 

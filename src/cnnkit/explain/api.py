@@ -9,13 +9,14 @@ checks with `--evaluate` and the `--worst N` review, and returns one JSON-able s
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.explain.explanation import Explanation, display_image, to_image_map
 from cnnkit.explain.layers import first_convs
 from cnnkit.explain.methods import ATTRIBUTIONS, LAYER_METHODS, attribute, parse_methods
@@ -23,6 +24,8 @@ from cnnkit.explain.subject import Subject, as_images, blur, from_model, from_pa
 from cnnkit.explain.targets import make_target, split_targets
 
 SUBJECT_OPTIONS = ("task", "classes", "preprocess")
+METHOD_OPTIONS = ("steps", "baseline", "window", "stride", "internal_batch_size", "ig_method", "perturbations_per_eval",
+                  "nt_samples", "noise", "min_iou")
 
 
 def load_subject(model_or_path: Any, sample: torch.Tensor | None = None, **options: Any) -> Subject:
@@ -54,6 +57,11 @@ def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam"
     (a function list[C x H x W] -> model input batch; default: uint8 / 255).
     Returns one Explanation per image x target x method (image-major), then the filter tiles.
     """
+    for key in options:
+        if key not in SUBJECT_OPTIONS + METHOD_OPTIONS:
+            known = SUBJECT_OPTIONS + METHOD_OPTIONS
+            raise CnnkitError(f'Unknown explain option "{key}".{did_you_mean(key, known)} '
+                              f"Options: {', '.join(known)}.")
     channels = None if isinstance(model_or_path, nn.Module) else _channels_of(model_or_path)
     imgs = as_images(images, channels)
     subject = load_subject(model_or_path, imgs[0][1], **options)
@@ -114,7 +122,7 @@ def _stems(names: list[str]) -> dict[str, str]:
     return {n: (f"{i:02d}_{s}" if dup else s) for i, (n, s) in enumerate(zip(names, stems))}
 
 
-def save_all(explanations: list[Explanation], out_dir: Path, methods: list[str]) -> dict[str, Any]:
+def save_all(explanations: list[Explanation], out_dir: Path) -> dict[str, Any]:
     """Overlay PNG per explanation, a grid per image when several methods/targets, tiles."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys(e.name for e in explanations if e.method != "filters"))
@@ -145,7 +153,8 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
                 save_dir: str | None, evaluate: bool, worst: int | None, as_json: bool, steps: int = 50,
                 window: int = 8, stride: int = 4) -> dict[str, Any]:
     """`cnnkit explain RUN|CKPT IMAGE... --method ...`: PNGs in save_dir (default <run>/explain)
-    and a JSON-able summary; prints rich tables unless `as_json`."""
+    and a JSON-able summary, which it also prints (one JSON object with `as_json`, rich tables
+    otherwise)."""
     method_list = parse_methods(methods)
     if not images and not worst:
         raise CnnkitError("Give at least one IMAGE to explain (or --worst N to review the test split).")
@@ -169,11 +178,13 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
             imgs = worst_imgs  # the worst grid already shows their Grad-CAM; other methods/--evaluate use them
     explanations, records = run(subject, imgs, method_list, target, layer, options, keep_records=evaluate) \
         if imgs else ([], [])
-    summary["files"] = save_all(explanations, out_dir, method_list) if explanations else {}
+    summary["files"] = save_all(explanations, out_dir) if explanations else {}
     summary["explanations"] = [e.summary() for e in explanations]
     if evaluate:
         summary["faithfulness"] = _evaluate(subject, records, method_list, options, out_dir)
-    if not as_json:
+    if as_json:  # the CLI leaves printing to us: one JSON object on stdout and nothing else
+        print(json.dumps(summary))
+    else:
         from cnnkit.explain.console import print_summary
 
         print_summary(summary)

@@ -39,9 +39,14 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             peak = ",".join(map(str, e["peak"])) if "peak" in e else "-"
             table.add_row(Path(str(e["image"])).name, e["method"], _target(e["target"]), peak, _fmt(e.get("min")),
                           _fmt(e.get("max")), _fmt(e.get("mean")), f"{gap:.2%}" if isinstance(gap, float) else "-")
+        notes = []
         layers = dict.fromkeys(f"{e['method']}: {e['layer']}" for e in rows if e.get("layer"))
         if layers:
-            table.caption = "layers  " + "; ".join(layers)
+            notes.append("layers  " + "; ".join(layers))
+        if any((e.get("completeness_gap") or 0) > 0.05 for e in rows):
+            notes.append("IG gap = |sum(attributions) - (f(x) - f(baseline))| / |f(x) - f(baseline)|: "
+                         "raise --steps when it is large (it is also large when f(x) - f(baseline) is tiny)")
+        table.caption = "\n".join(notes) or None
         console.print(table)
     faith = summary.get("faithfulness", {})
     if faith.get("methods"):

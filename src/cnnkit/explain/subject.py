@@ -22,7 +22,7 @@ from cnnkit.errors import CnnkitError
 from cnnkit.explain.layers import auto_layer, first_convs, get_layer, layer_geometry, valid_fraction
 from cnnkit.explain.targets import BOX_TASKS, detector_outputs, infer_task, model_logits
 
-BASELINES = ("black", "zero", "blur")
+BASELINES = ("black", "zero", "blur")  # named reference inputs for integrated gradients and occlusion
 
 
 def _scale(images: list[torch.Tensor]) -> torch.Tensor:
@@ -64,7 +64,7 @@ class Subject:
         try:
             return torch.full_like(x, float(kind))
         except ValueError:
-            raise CnnkitError(f'Unknown baseline "{kind}": use black, zero, blur or a number.') from None
+            raise CnnkitError(f'Unknown baseline "{kind}": use {", ".join(BASELINES)} or a number.') from None
 
     # ---- model --------------------------------------------------------------------
     def run(self, x: torch.Tensor) -> Callable[[], Any]:

@@ -58,10 +58,10 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
                gamma: float = 2.0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
     pt = torch.exp(-ce)  # probability of the true class, from the unweighted CE
-    if weight is not None:
-        ce = ce * weight[torch.where(target == ignore_index, 0, target)]
     valid = target != ignore_index
-    return ((1 - pt) ** gamma * ce)[valid].sum() / valid.sum().clamp(min=1)
+    w = torch.ones_like(ce) if weight is None else weight[torch.where(valid, target, 0)]
+    # Normalised by the summed weights of the counted pixels, as F.cross_entropy(weight=...) is.
+    return ((1 - pt) ** gamma * ce * w)[valid].sum() / w[valid].sum().clamp(min=1e-12)
 
 
 @TASKS.register("segment")
@@ -80,9 +80,11 @@ class SegmentTask(Task):
         n_train = int(info.extra.get("n_train", 1000))
         return {
             "model.name": DEFAULT_MODEL,
+            "model.kwargs.loss": "ce+dice",
+            "data.class_weights": "auto",
             "data.image_size": native if native <= 256 else 256,
             "data.augment": "light",
-            "train.epochs": 20 if n_train <= 2000 else 12,
+            "train.epochs": 16 if n_train <= 2000 else 12,
             "train.batch_size": 16,
             "train.lr": 0.05 if cfg.train.optimizer == "sgd" else 2e-3,
             "train.weight_decay": 1e-4 if cfg.train.optimizer == "sgd" else 0.01,
@@ -95,7 +97,7 @@ class SegmentTask(Task):
             info.classes, info.task = ["background", *info.classes], "segment"
             info.extra["from_instances"] = True
         super().setup(cfg, info)
-        self.loss_name = str(cfg.model.kwargs.get("loss", "ce")).lower()
+        self.loss_name = str(cfg.model.kwargs.get("loss") or "ce").lower()
         if self.loss_name not in LOSSES:
             raise CnnkitError(f'Unknown segmentation loss "{self.loss_name}" (model.kwargs.loss).'
                               f"{did_you_mean(self.loss_name, LOSSES)} Use one of {', '.join(LOSSES)}.")
@@ -187,7 +189,8 @@ class SegmentTask(Task):
 
         pre, classes = meta["preprocess"], list(meta["classes"])
         device = next(model.parameters()).device
-        records = []
+        model.eval()
+        records, used = [], set()
         for path in paths:
             try:
                 img = read_image(path, pre["channels"])
@@ -204,7 +207,10 @@ class SegmentTask(Task):
                                    "pixels": {c: int(n) for c, n in zip(classes, counts)},
                                    "classes_present": [c for c, n in zip(classes, counts) if n > 0]}
             if save_dir is not None:
-                stem = Path(save_dir) / Path(path).stem
+                name = Path(path).stem
+                name = name if name not in used else f"{name}_{len(used)}"  # same stem in two folders
+                used.add(name)
+                stem = Path(save_dir) / name
                 write_mask(mask, f"{stem}_mask.png")
                 over = overlay(img if img.shape[0] == 3 else img.expand(3, -1, -1), mask, len(classes))
                 Image.fromarray(over.permute(1, 2, 0).numpy()).save(f"{stem}_overlay.png")
