@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,12 +47,12 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     spec, *settings = spec.split("@")
     name, _, backbone = spec.partition(":")
     cfg = Config()
-    for item in settings:  # "@0.04" is the lr; "@key=value" any train.* key
+    for item in settings:  # "@0.04" is the lr; "@key=value" a train.* key or a model kwarg (model.kwargs.key)
         key, _, value = item.rpartition("=")
-        cfg.set(f"train.{key or 'lr'}", value)
+        cfg.set(key if key.startswith("model.") else f"train.{key or 'lr'}", value)
     cfg.data.name, cfg.task, cfg.model.name, cfg.train.seed = "digits-detect", "detect", name, seed
     if backbone or name != "tinydet":
-        cfg.model.kwargs = {"backbone": backbone or "tiny"}
+        cfg.model.kwargs["backbone"] = backbone or "tiny"
     bundle = build_data(cfg)
     task = get_task("detect")
     cfg.fill_defaults(task.defaults(cfg, bundle.info))
@@ -140,7 +141,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    specs = [s.strip() for s in re.split(r",(?![^\[]*\])", args.models) if s.strip()]  # commas inside [] stay
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     if args.jobs > 1 and len(specs) > 1:
         results = _parallel(specs, args)

@@ -30,7 +30,8 @@ def broken_coco(root):
     boxes = [(1, 1, [1, 1, 10, 10]), (1, 1, [35, 5, 20, 10]), (1, 1, [5, 5, 0, 4]), (1, 1, [5, 5, -3, 4]),
              (1, 99, [2, 2, 5, 5]), (2, 1, [1, 1, 5, 5]), (3, 1, [1, 1, 5, 5]), (77, 1, [1, 1, 5, 5]),
              (7, 1, [1, 1, 5, 5])]
-    anns = [{"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0} for k, (i, c, b) in enumerate(boxes)]
+    anns = [{"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
+            for k, (i, c, b) in enumerate(boxes)]
     (root / "annotations").mkdir()
     (root / "annotations/instances_train.json").write_text(json.dumps(
         {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}))

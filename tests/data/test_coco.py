@@ -16,6 +16,7 @@ from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.commands import WRITERS, convert
 from cnnkit.data.detection import DetectionSplit
 from cnnkit.data.sources import detect_format
+from cnnkit.errors import CnnkitError
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -160,5 +161,5 @@ def test_make_digits_detect_writes_coco(tmp_path, monkeypatch):
 
 def test_not_coco_json(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
-    with pytest.raises(Exception):
+    with pytest.raises(CnnkitError, match="format"):
         detect_format(tmp_path / "x.json")

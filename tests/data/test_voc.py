@@ -50,7 +50,7 @@ def test_reads_voc_conventions(tmp_path):
     assert len(b.val) == 1 and len(b.train) + len(b.test) == 2
     t = b.val.target(0)
     assert t["boxes"].tolist() == [[1.0, 2.0, 4.0, 5.0]]  # 1-based inclusive -> 0-based edges
-    first = [b.split(s) for s in ("train", "test") if "2008_000001.jpg" in b.split(s).names][0]
+    first = next(b.split(s) for s in ("train", "test") if "2008_000001.jpg" in b.split(s).names)
     t = first.target(first.names.index("2008_000001.jpg"))
     assert t["boxes"].tolist() == [[0.0, 0.0, 10.0, 20.0], [4.0, 4.0, 30.0, 30.0]]
     assert [VOC_CLASSES[i] for i in t["labels"]] == ["dog", "person"] and t["iscrowd"].tolist() == [0, 1]

@@ -21,7 +21,7 @@ def read(path, **data):
     return build_data(cfg)
 
 
-def ultralytics_layout(root, names={0: "car", 1: "bus"}):
+def ultralytics_layout(root, names=None):
     for s in ("train", "val"):
         (root / "images" / s).mkdir(parents=True)
         (root / "labels" / s).mkdir(parents=True)
@@ -31,7 +31,7 @@ def ultralytics_layout(root, names={0: "car", 1: "bus"}):
     (root / "labels/train/a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.2 0.1 0.2\n\n")
     (root / "labels/val/c.txt").write_text("1 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5\n")  # polygon line
     (root / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": "images/train", "val": "images/val",
-                                                    "names": names}))
+                                                    "names": names or {0: "car", 1: "bus"}}))
     return root
 
 

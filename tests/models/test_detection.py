@@ -6,8 +6,7 @@ import torch
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models import MODELS
-from cnnkit.models import detection  # noqa: F401  (registers the detectors)
-from cnnkit.models.detection import TinyDet
+from cnnkit.models.detection import TinyDet  # importing it registers the detectors
 
 DETECTORS = MODELS.list(task="detect")
 
@@ -93,7 +92,7 @@ def test_tinydet_maps_boxes_back_to_the_input_size():
     model = TinyDet(num_classes=2, in_channels=3, image_size=64).eval()
     model.set_thresholds(score=0.0)
     with torch.no_grad():
-        small, big = model([torch.rand(3, 64, 64), torch.rand(3, 128, 96)])
+        _, big = model([torch.rand(3, 64, 64), torch.rand(3, 128, 96)])
     assert len(big["boxes"]) and big["boxes"][:, 2].max() > 64  # 96 wide input, model saw 48
     assert big["boxes"][:, 2].max() <= 96 + 1e-3 and big["boxes"][:, 3].max() <= 128 + 1e-3
     model.set_thresholds(score=1.01)

@@ -53,8 +53,8 @@ def test_blocks_shapes_and_shortcut(block, width, out):
     assert isinstance(same.shortcut, nn.Identity)
 
 
-def test_blocks_start_as_identity():
-    model = ResNet(BasicBlock, (1, 1), (16, 32), num_classes=2, in_channels=1).eval()
+def test_zero_init_residual_makes_blocks_start_as_identity():
+    model = ResNet(BasicBlock, (1, 1), (16, 32), num_classes=2, in_channels=1, zero_init_residual=True).eval()
     block = model.stages.stage1[0]
     x = torch.randn(2, 16, 4, 4).relu()
     torch.testing.assert_close(block(x), x)  # zero-init last BN: relu(0 + x) == x for x >= 0

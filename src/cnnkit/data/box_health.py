@@ -15,6 +15,7 @@ marked -1, and the parse problems they met. The same checks then serve two calle
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def _image_facts(kept: dict[str, list[RawImage]]) -> tuple[int, int]:
             continue
     sides = sorted(max(r.width or 0, r.height or 0) for r in recs) or [96]
     median = sides[len(sides) // 2]
-    return (1 if grays and all(grays) else 3), int(min(1024, max(32, -(-median // 32) * 32)))
+    return (1 if grays and all(grays) else 3), min(1024, max(32, 32 * math.ceil(median / 32)))
 
 
 def _to_split(recs: list[RawImage], channels: int) -> DetectionSplit:
@@ -208,7 +209,7 @@ def _to_split(recs: list[RawImage], channels: int) -> DetectionSplit:
                           labels=[torch.tensor(r.labels, dtype=torch.int64) for r in recs],
                           iscrowd=[torch.tensor(r.iscrowd, dtype=torch.int64) for r in recs],
                           masks=[r.segmentations for r in recs] if has_masks else None,
-                          sizes=[(int(round(r.height)), int(round(r.width))) for r in recs],
+                          sizes=[(round(r.height), round(r.width)) for r in recs],
                           names=[Path(r.file).name for r in recs], channels=channels)
 
 

@@ -122,8 +122,8 @@ def scan(path: Path) -> Scan:
         for a in data.get("annotations", []):
             rec = records.get(a.get("image_id")) if isinstance(a, dict) else None
             if rec is None:
-                issues.append(("unknown_image", str(f), f"annotation {a.get('id') if isinstance(a, dict) else a} "
-                                                        "refers to an image id that is not listed"))
+                which = a.get("id") if isinstance(a, dict) else a
+                issues.append(("unknown_image", str(f), f"annotation {which} refers to an image id that is not listed"))
                 continue
             bbox = a.get("bbox")
             if not isinstance(bbox, list) or len(bbox) != 4:

