@@ -97,13 +97,13 @@ def header_check(split: SegFileSplit) -> tuple[SegFileSplit, list[BadFile], list
         keep.append(i)
         shapes.append((h, w, c))
     kept = SegFileSplit([split.image_paths[i] for i in keep], [split.mask_paths[i] for i in keep],
-                        split.value_map, [split.names[i] for i in keep] if split.names else None)
+                        [split.names[i] for i in keep] if split.names else None)
     return kept, bad, shapes
 
 
 def take(split: SegFileSplit, idx) -> SegFileSplit:
     idx = [int(i) for i in idx]
-    return SegFileSplit([split.image_paths[i] for i in idx], [split.mask_paths[i] for i in idx], split.value_map,
+    return SegFileSplit([split.image_paths[i] for i in idx], [split.mask_paths[i] for i in idx],
                         [split.names[i] for i in idx] if split.names else None)
 
 

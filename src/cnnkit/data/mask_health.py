@@ -21,7 +21,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.commands import INSPECTORS, HealthReport
-from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, _remap, read_mask
+from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, read_mask
 
 
 class _Tally:
@@ -76,7 +76,7 @@ def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | No
         except BadImage as e:
             report.add("unreadable", img_path, str(e))
         try:
-            mask = _remap(read_mask(mask_path), split.value_map)
+            mask = read_mask(mask_path)
         except BadMask as e:
             report.add("unreadable", mask_path, f"mask {e}")
         if image is not None and mask is not None:

@@ -22,7 +22,7 @@ call here, more than the augmentation itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,11 @@ class SegSplit:
 
 @dataclass
 class SegFileSplit:
-    """Streamed: one image file and one mask file per sample; `value_map` remaps raw mask values."""
+    """Streamed: one image file and one mask file per sample (mask values are the class indices)."""
 
     image_paths: list[str]
     mask_paths: list[str]
-    value_map: dict[int, int] | None = None  # e.g. {255: 255} is the identity; unset = values are classes
-    names: list[str] | None = field(default=None)
+    names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -147,7 +146,7 @@ def pixel_counts(split, num_classes: int, limit: int = 2000) -> torch.Tensor:
     if isinstance(split, SegSplit):  # in memory: no decoding, one bincount per sample
         masks = split.masks[:limit]
     elif isinstance(split, SegFileSplit):  # only the mask files: images are not needed for counting
-        masks = (_remap(read_mask(p), split.value_map) for p in split.mask_paths[:limit] if _readable(p))
+        masks = (read_mask(p) for p in split.mask_paths[:limit] if _readable(p))
     else:
         masks = (m for _, img, m in samples(split, 1, limit) if img is not None)
     for m in masks:
@@ -207,15 +206,6 @@ def detection_view(bundle):
     return DataBundle(*(s.instances for s in splits), det_info)
 
 
-def _remap(mask: torch.Tensor, value_map: dict[int, int] | None) -> torch.Tensor:
-    if not value_map:
-        return mask
-    lut = torch.arange(256, dtype=torch.uint8)
-    for k, v in value_map.items():
-        lut[int(k)] = int(v)
-    return lut[mask.long()]
-
-
 # ---- augmentation -----------------------------------------------------------------------------
 def seg_augment(preset: str, hflip: bool) -> v2.Transform | None:
     """transforms.v2 pipeline on (Image, Mask) pairs for a preset; None for "none"."""
@@ -260,7 +250,7 @@ class _SegDataset(Dataset):
         from cnnkit.data.decode import read_image
 
         if isinstance(s, SegFileSplit):
-            return read_image(s.image_paths[i], self.channels), _remap(read_mask(s.mask_paths[i]), s.value_map)
+            return read_image(s.image_paths[i], self.channels), read_mask(s.mask_paths[i])
         image = s.image(i)  # a DetectionSplit with instance masks (COCO polygons / RLE)
         return image, semantic_from_instances(s.target(i, masks=True), image.shape[-2:])
 

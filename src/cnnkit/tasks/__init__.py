@@ -1,4 +1,4 @@
-"""Tasks: classify, detect, segment — each one file implementing `cnnkit.tasks.base.Task`."""
+"""Tasks: classify, detect, segment (semantic), instance (masks per object) — each one file implementing `cnnkit.tasks.base.Task`."""
 from cnnkit.registry import Registry
 
 TASKS = Registry("task")
@@ -6,6 +6,7 @@ TASKS = Registry("task")
 from cnnkit.tasks import classify as _classify  # noqa: F401,E402
 from cnnkit.tasks import detect as _detect  # noqa: F401,E402
 from cnnkit.tasks import segment as _segment  # noqa: F401,E402
+from cnnkit.tasks import instance as _instance  # noqa: F401,E402
 
 
 def get_task(name: str):
