@@ -59,17 +59,17 @@ class DetectTask(Task):
         own = model == DEFAULT_MODEL
         n_train = int(info.extra.get("n_train", 2000))
         sgd = cfg.train.optimizer == "sgd"
-        # tinydet on digits-detect: under 10 s per 1500-canvas epoch on 2 free cores, so 24 epochs
-        # keep the 15-minute promise with a wide margin. Batch 16 gives twice the steps of 32 for
-        # the same CPU time, which is what a short schedule needs (bench/detection_heads.py).
+        # tinydet on digits-detect: ~12 s per 1500-canvas epoch on 2 free cores, so 24 epochs keep
+        # the 15-minute promise with a wide margin. Batch 8 costs ~15 % more per image than 32 on a
+        # CPU but gives 4x the steps, which a short schedule needs (measured: bench/detection_heads.py).
         epochs = 24 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
             "model.name": model,
             "data.image_size": _side(info.image_size),
             "data.augment": "light",
             "train.epochs": epochs,
-            "train.batch_size": 16 if own else 8,
-            "train.lr": (0.04 if own else 0.02) if sgd else (2e-3 if own else 1e-4),
+            "train.batch_size": 8,
+            "train.lr": 0.02 if sgd else (1e-3 if own else 1e-4),
             "train.weight_decay": 5e-4 if sgd else 0.05,
         }
 

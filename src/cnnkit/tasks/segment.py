@@ -169,7 +169,8 @@ class SegmentTask(Task):
         out = run_dir / "plots"
         paths = []
         if test_metrics.get("per_class_iou"):
-            paths.append(per_class_bars(test_metrics["per_class_iou"], out / "per_class_iou.png"))
+            paths.append(per_class_bars(test_metrics["per_class_iou"], out / "per_class_iou.png",
+                                        test_metrics.get("miou")))
         for key in ("val", "test"):
             split = bundle.split(key)
             if len(split):
@@ -219,8 +220,8 @@ class SegmentTask(Task):
         return records
 
 
-def per_class_bars(per_class_iou: dict[str, float | None], path: Path) -> Path:
-    """Horizontal bars of test IoU per class (absent classes shown as empty rows)."""
+def per_class_bars(per_class_iou: dict[str, float | None], path: Path, miou: float | None = None) -> Path:
+    """Horizontal bars of test IoU per class (absent classes shown as empty rows), mIoU as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,6 +234,9 @@ def per_class_bars(per_class_iou: dict[str, float | None], path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
+    if miou is not None and miou == miou:
+        ax.axvline(miou, color="tab:red", linestyle="--", label=f"mIoU {miou:.3f}")
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_xlabel("IoU")
     ax.set_title("Per-class IoU (test)")
     for i, v in enumerate(per_class_iou.values()):
