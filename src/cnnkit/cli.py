@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="built-in name (digits, fashion-mnist, digits-detect, digits-seg) or a path")
     t.add_argument("--task", choices=["classify", "detect", "segment", "instance"], help="default: from the data")
     t.add_argument("--model", help="registered name (see `cnnkit models`) or a layer-list YAML/JSON")
-    t.add_argument("--config", help="a YAML recipe (e.g. configs/fashion-mnist-speedrun.yaml)")
+    t.add_argument("--config", help="a YAML recipe (e.g. configs/fashion-mnist-resnet20.yaml)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="peak learning rate")

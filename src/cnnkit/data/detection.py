@@ -28,6 +28,7 @@ from torchvision.transforms import v2
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.decode import BadImage, read_image
+from cnnkit.data.loader import shard, shard_order, sharded_count
 from cnnkit.errors import CnnkitError, did_you_mean
 
 AUGMENT_PRESETS = ("none", "light", "strong")
@@ -268,8 +269,7 @@ class DetectionLoader:
         self.samples = _Samples(split, transform if train else None, masks, drop_crowd=train)
         self.workers, self.epoch = workers, 0
         self.bad_files = bad_files if bad_files is not None else []
-        self.rank, self.world = (int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))) \
-            if train else (0, 1)
+        self.rank, self.world = shard() if train else (0, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -278,7 +278,7 @@ class DetectionLoader:
         n = len(self.split)
         if self.train:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=g)[self.rank::self.world].tolist()
+            order = shard_order(torch.randperm(n, generator=g), self.rank, self.world).tolist()
             seeds = torch.randint(0, 2**62, (n,), generator=g).tolist()  # one augmentation seed per index
         else:
             order, seeds = list(range(n)), [0] * n
@@ -289,7 +289,7 @@ class DetectionLoader:
         return batches
 
     def __len__(self) -> int:
-        n = len(range(self.rank, len(self.split), self.world))
+        n = sharded_count(len(self.split), self.world) // self.world
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest and not (self.train and full) else 0)
 

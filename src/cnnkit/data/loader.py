@@ -23,15 +23,27 @@ from cnnkit.data.base import BadFile, FileSplit, TensorSplit
 from cnnkit.data.transforms import BatchAugment, mix_transform, resize_uint8, to_model_input
 
 
-def _shard() -> tuple[int, int]:
+def shard() -> tuple[int, int]:
+    """(rank, world_size) under torchrun, (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), max(1, int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def shard_order(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of an epoch's permutation. The tail that does not divide by world_size is
+    dropped (the next epoch's permutation covers it) so every rank takes the same number of steps:
+    one rank with an extra batch would wait forever in DDP's gradient all-reduce."""
+    return order[: len(order) - len(order) % world][rank::world] if world > 1 else order
+
+
+def sharded_count(n: int, world: int) -> int:
+    return n - n % world if world > 1 else n
 
 
 class _EpochOrder:
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
         self.epoch = 0
-        self.rank, self.world = _shard() if shuffle else (0, 1)
+        self.rank, self.world = shard() if shuffle else (0, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -39,7 +51,7 @@ class _EpochOrder:
     def batches(self) -> list[torch.Tensor]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g)[self.rank::self.world]
+            order = shard_order(torch.randperm(self.n, generator=g), self.rank, self.world)
         else:
             order = torch.arange(self.n)
         chunks = list(order.split(self.batch_size))
@@ -48,7 +60,7 @@ class _EpochOrder:
         return chunks
 
     def __len__(self) -> int:
-        n = len(range(self.rank, self.n, self.world)) if self.shuffle else self.n
+        n = sharded_count(self.n, self.world) // self.world if self.shuffle else self.n
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest and not (self.drop_last and full) else 0)
 

@@ -55,3 +55,22 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= info.world_size
     return value
+
+
+def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Rank 0's decision (e.g. early stopping, which only rank 0 evaluates) made every rank's: a rank
+    that kept training alone would wait forever in DDP's gradient all-reduce."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([int(flag)], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's value of a picklable object (e.g. the run directory it chose) on every rank."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -86,6 +86,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
     task.setup(cfg, info)
 
     run_dir = Path(cfg.train.resume) if resume_ckpt else make_run_dir(cfg, main)
+    run_dir = distributed.broadcast_object(run_dir, dist)  # runs/<name>-N is numbered by rank 0 alone
     cfg.train.out = str(run_dir)
     if main:
         cfg.save(run_dir / "config.yaml")
@@ -184,7 +185,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
                      "ema": ema.state_dict() if ema is not None else None, "stopper": stopper.state_dict(),
                      "history": log.rows, "epoch": epoch, "train_seconds": train_seconds, "rng": rng_state()}
             save_checkpoint(run_dir / "last.pt", model.state_dict(), meta, state)
-        if stopper.should_stop:
+        if distributed.broadcast_flag(stopper.should_stop, dist, device):
             if not quiet and main:
                 console.print(f"early stop: no {monitor} improvement for {cfg.train.patience} evaluations; "
                               f"best was epoch {stopper.best_epoch + 1} ({monitor} {stopper.best:.4g})")
@@ -195,6 +196,9 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
         info.bad_files.extend(streamed_bad)
         _report_bad_files(info, run_dir, console, quiet)
     distributed.barrier(dist)
+    if not main:  # rank 0 tests, plots and writes the summary; the others are done
+        distributed.teardown(dist)
+        return Run(run_dir, {}, {}, {})
     result = _finish(task, cfg, bundle, run_dir, device, eval_model, log.rows, train_seconds, stopper, main,
                      console, quiet)
     distributed.teardown(dist)
@@ -218,6 +222,7 @@ def _finish(task, cfg, bundle, run_dir, device, model, history, train_seconds, s
         "test_seconds": round(eval_seconds, 2), "split_sizes": {s: len(bundle.split(s)) for s in ("train", "val", "test")},
         "bad_files": len(bundle.info.bad_files),
         "environment": {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+                        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
                         "cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},
     }

@@ -30,13 +30,16 @@ class ClassificationMetric:
     def __init__(self, classes: list[str]):
         k = len(classes)
         self.classes = classes
-        self.acc = MulticlassAccuracy(k, average="micro")
-        self.top5 = MulticlassAccuracy(k, top_k=min(5, k), average="micro")
-        self.f1 = MulticlassF1Score(k, average="macro")
-        self.per_p = MulticlassPrecision(k, average=None)
-        self.per_r = MulticlassRecall(k, average=None)
-        self.per_f1 = MulticlassF1Score(k, average=None)
-        self.cm = MulticlassConfusionMatrix(k)
+        # Under torchrun only rank 0 evaluates (the val/test splits are not sharded): torchmetrics must
+        # not wait for the other ranks' states, or compute() blocks forever in its all-gather.
+        local = {"sync_on_compute": False}
+        self.acc = MulticlassAccuracy(k, average="micro", **local)
+        self.top5 = MulticlassAccuracy(k, top_k=min(5, k), average="micro", **local)
+        self.f1 = MulticlassF1Score(k, average="macro", **local)
+        self.per_p = MulticlassPrecision(k, average=None, **local)
+        self.per_r = MulticlassRecall(k, average=None, **local)
+        self.per_f1 = MulticlassF1Score(k, average=None, **local)
+        self.cm = MulticlassConfusionMatrix(k, **local)
         self.loss_sum, self.n = 0.0, 0
 
     def update(self, logits: torch.Tensor, batch) -> None:

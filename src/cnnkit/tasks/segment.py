@@ -81,7 +81,6 @@ class SegmentTask(Task):
         return {
             "model.name": DEFAULT_MODEL,
             "model.kwargs.loss": "ce+dice",
-            "data.class_weights": "auto",
             "data.image_size": native if native <= 256 else 256,
             "data.augment": "light",
             "train.epochs": 16 if n_train <= 2000 else 12,

@@ -1,0 +1,53 @@
+"""`torchrun` on the CPU (gloo): two ranks train one model, shard the data, stop together.
+
+This is the code path a multi-GPU job takes (DESIGN rule 6) minus NCCL; it runs in CI so a
+change that makes ranks disagree (a hang in the gradient all-reduce) fails here first.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cnnkit.data.loader import shard_order, sharded_count
+
+
+def _torchrun(tmp_path, *args, timeout=240):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "cnnkit", "train", "--threads", "1", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_every_rank_gets_the_same_number_of_distinct_indices():
+    order = torch.randperm(1001, generator=torch.Generator().manual_seed(0))
+    shares = [shard_order(order, r, 4) for r in range(4)]
+    assert {len(s) for s in shares} == {sharded_count(1001, 4) // 4} == {250}
+    joined = torch.cat(shares)
+    assert len(set(joined.tolist())) == len(joined)  # no index on two ranks
+    assert torch.equal(shard_order(order, 0, 1), order)
+
+
+@pytest.mark.timeout(300)
+def test_torchrun_two_ranks_train_and_rank0_writes_the_run(tmp_path):
+    out = tmp_path / "ddp"
+    res = _torchrun(tmp_path, "--data", "digits", "--epochs", "3", "--out", str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["environment"]["world_size"] == 2
+    assert summary["test"]["accuracy"] > 0.8  # 3 epochs of LeNet-5 on half the data per rank
+    assert res.stderr.count("done test:") == 1  # only rank 0 reports
+
+
+@pytest.mark.timeout(300)
+def test_torchrun_early_stop_is_taken_by_every_rank(tmp_path):
+    # lr ~0: validation never improves after epoch 1, so rank 0 stops after epoch 2 (patience 1);
+    # if rank 1 did not stop too it would wait forever in the all-reduce and time out.
+    out = tmp_path / "stop"
+    _torchrun(tmp_path, "--data", "digits", "--epochs", "6", "--lr", "1e-12", "--patience", "1",
+              "--out", str(out), timeout=200)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_run"] == 2
