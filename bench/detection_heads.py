@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 DEFAULT_MODELS = "tinydet,fcos:tiny,retinanet:tiny,fasterrcnn:tiny,ssdlite:tiny,fcos:resnet18"
@@ -83,6 +84,9 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     recent: list[float] = []
     diverged, steps = None, 0
+    # The schedule is set from the spent budget before each step, so torch's "scheduler before
+    # optimizer" warning is expected here.
+    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
     while (spent := time.process_time() - cpu0) < budget_s:
         scheduler.last_epoch = min(virtual - 1, int(spent / budget_s * virtual)) - 1
         scheduler.step()  # sets lr (and momentum) for this fraction of the budget

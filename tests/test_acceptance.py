@@ -4,6 +4,9 @@
   in under 3 minutes on 2 cores (runs in CI).
 - ResNet-20 on Fashion-MNIST for 3 epochs reaches >= 0.90 (slow: ~10 min on 2 free cores;
   `bash scripts/test.sh -m slow`).
+- `cnnkit train --data digits-detect` (default detector) reaches test mAP@.5 >= 0.90 and
+  mAP@[.5:.95] >= 0.60, and `cnnkit train --data digits-seg` (default U-Net) test mIoU >= 0.85,
+  each within 15 minutes on 2 cores (slow: 7-9 min each).
 """
 import json
 import subprocess
@@ -40,3 +43,21 @@ def test_fashion_mnist_resnet20_three_epochs_reaches_090(tmp_path):
          "--json", timeout=3600)
     evaluated, _ = _cli("eval", str(tmp_path / "f"), "--json", timeout=600)
     assert json.loads(evaluated)["accuracy"] >= 0.90
+
+
+def _train_within(tmp_path, data: str, minutes: float) -> dict:
+    out, seconds = _cli("train", "--data", data, "--out", str(tmp_path / data), "--json", timeout=int(minutes * 60) + 300)
+    assert seconds < minutes * 60, f"{data} took {seconds:.0f}s"
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_digits_detect_default_detector_reaches_the_bar_in_15_minutes(tmp_path):
+    metrics = _train_within(tmp_path, "digits-detect", 15)
+    assert metrics["map_50"] >= 0.90 and metrics["map"] >= 0.60, metrics
+
+
+@pytest.mark.slow
+def test_digits_seg_default_unet_reaches_085_miou_in_15_minutes(tmp_path):
+    metrics = _train_within(tmp_path, "digits-seg", 15)
+    assert metrics["miou"] >= 0.85, metrics
