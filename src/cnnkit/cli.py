@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model; writes a run directory",
                        description="Train a model. Values not given come from --config, then from the task's "
                                    "defaults for the data (see the resolved run_dir/config.yaml).")
-    t.add_argument("--data", help="built-in name (digits, fashion-mnist, digits-detect, digits-seg) or a path")
+    t.add_argument("--data", help="built-in name (digits, fashion-mnist, digits-detect, digits-seg, fashion-detect, "
+                   "fashion-seg) or a path")
     t.add_argument("--task", choices=["classify", "detect", "segment", "instance"], help="default: from the data")
     t.add_argument("--model", help="registered name (see `cnnkit models`) or a layer-list YAML/JSON")
     t.add_argument("--config", help="a YAML recipe (e.g. configs/fashion-mnist-resnet20.yaml)")
@@ -132,9 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--to", required=True, help="coco | yolo | voc | masks | voc-seg | folders")
     dc.add_argument("out", metavar="OUT")
     dm = dsub.add_parser("make", help="write a built-in set to disk")
-    dm.add_argument("name", help="digits | fashion-mnist | digits-detect | digits-seg")
-    dm.add_argument("--format", required=True, help="coco | yolo | voc | masks | voc-seg | folders")
+    dm.add_argument("name", help="digits | fashion-mnist | digits-detect | digits-seg | fashion-detect | fashion-seg")
+    dm.add_argument("--format", required=True, help="coco | yolo | voc | masks | voc-seg | folders "
+                    "(for a *-seg set, voc = the VOC segmentation layout)")
     dm.add_argument("out", metavar="OUT")
+    dm.add_argument("--canvas-size", type=int, help="side of the *-detect / *-seg canvases (default 96)")
+    dm.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="any data key, e.g. data.split_seed=1")
     return p
 
 
@@ -228,7 +232,12 @@ def _data(args: argparse.Namespace) -> int:
     elif args.data_command == "convert":
         print(commands.convert(args.source, args.to, args.out))
     elif args.data_command == "make":
-        print(commands.make(args.name, args.format, args.out))
+        from cnnkit.config import Config
+
+        cfg = Config().apply_overrides(args.set)
+        if args.canvas_size:
+            cfg.data.canvas_size = args.canvas_size
+        print(commands.make(args.name, args.format, args.out, cfg))
     else:
         build_parser().parse_args(["data", "--help"])
     return 0

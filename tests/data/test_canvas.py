@@ -1,6 +1,8 @@
 """Canvas generator and the digits-detect built-in: determinism, consistency of boxes/masks/semantic map."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -108,3 +110,22 @@ def test_builtin_digits_detect(monkeypatch):
     cfg.data.canvas_size = 16
     with pytest.raises(CnnkitError, match="canvas_size"):
         build_data(cfg)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")
+def test_fashion_canvases_take_items_from_the_matching_fashion_split(monkeypatch):
+    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 10, "val": 4, "test": 4})
+    det = build_data(Config.from_dict({"data": {"name": "fashion-detect"}}))
+    seg = build_data(Config.from_dict({"data": {"name": "fashion-seg"}}))
+    assert det.info.classes[0] == "T-shirt/top" and seg.info.classes == ["background", *det.info.classes]
+    assert [len(det.train), len(det.val), len(det.test)] == [10, 4, 4]
+    sides = torch.cat([det.train.target(i)["boxes"] for i in range(10)])
+    sides = torch.cat([sides[:, 2] - sides[:, 0], sides[:, 3] - sides[:, 1]])
+    assert sides.max() <= 56 and sides.max() > 28  # 28x28 items drawn at 1-2x (boxes are tight)
+    # The segmentation set is the same canvases: its class mask carries each box's label inside it.
+    assert torch.equal(seg.test.images, det.test.images)
+    t = det.test.target(0)
+    x1, y1, x2, y2 = t["boxes"][0].int().tolist()
+    assert int(t["labels"][0]) + 1 in seg.test.masks[0][y1:y2, x1:x2].unique().tolist()
+    with pytest.raises(CnnkitError, match="canvas_size"):
+        build_data(Config.from_dict({"data": {"name": "fashion-detect", "canvas_size": 48}}))

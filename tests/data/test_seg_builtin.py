@@ -37,7 +37,8 @@ def test_too_small_canvas_is_one_sentence():
         build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 16}}))
 
 
-@pytest.mark.parametrize("fmt,marker", [("masks", "train/masks"), ("voc-seg", "SegmentationClass")])
+@pytest.mark.parametrize("fmt,marker", [("masks", "train/masks"), ("voc-seg", "SegmentationClass"),
+                                        ("voc", "SegmentationClass")])
 def test_make_writes_a_folder_that_reads_back(tmp_path, fmt, marker):
     cfg = Config.from_dict({"data": {"canvas_size": 48}})
     out = make("digits-seg", fmt, tmp_path / fmt, cfg)
@@ -64,3 +65,38 @@ def test_detection_view_feeds_the_coco_writer_with_instance_masks(tmp_path):
 
     (_, _, mask), = list(samples(back.test, 1, limit=1))
     assert torch.equal(mask, src.test.masks[0])
+
+
+def test_make_coco_writes_instance_masks_that_give_back_the_class_masks(tmp_path):
+    out = make("digits-seg", "coco", tmp_path / "coco", Config.from_dict({"data": {"canvas_size": 48}}))
+    from cnnkit.data.segmentation import samples, segment_view
+
+    back = segment_view(build_data(Config.from_dict({"data": {"name": str(out)}})))
+    src = build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 48}}))
+    assert len(back.train) == 8 and back.info.classes == src.info.classes
+    (_, _, mask), = list(samples(back.test, 1, limit=1))
+    assert torch.equal(mask, src.test.masks[0])
+
+
+def test_cli_make_then_inspect_a_mask_folder_and_a_voc_layout(tmp_path):
+    """Through the CLI, so the mask inspectors must be registered by `import cnnkit.data` alone."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    for fmt in ("masks", "voc"):
+        out = tmp_path / fmt
+        subprocess.run([sys.executable, "-m", "cnnkit", "data", "make", "digits-seg", "--format", fmt, str(out),
+                        "--canvas-size", "32", "--set", "data.split_seed=3"], check=True, capture_output=True)
+        mask_dir = out / ("train/masks" if fmt == "masks" else "SegmentationClass")
+        first = sorted(mask_dir.glob("*.png"))[0]
+        assert Image.open(first).size == (32, 32)
+        Image.fromarray(np.full((20, 20), 3, np.uint8)).save(first)  # wrong size: must be reported
+        res = subprocess.run([sys.executable, "-m", "cnnkit", "data", "inspect", str(out), "--json"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        report = json.loads(res.stdout)
+        assert any(first.stem in i["file"] for i in report["issues"]), report["issues"]

@@ -1,6 +1,5 @@
 """Optimiser groups and schedules."""
 import pytest
-import torch
 from torch import nn
 
 from cnnkit.config import TrainConfig

@@ -16,6 +16,7 @@ from cnnkit.data import voc as _voc  # noqa: F401,E402
 from cnnkit.data import mask_folder as _mask_folder  # noqa: F401,E402
 from cnnkit.data import voc_seg as _voc_seg  # noqa: F401,E402
 from cnnkit.data import seg_builtin as _seg_builtin  # noqa: F401,E402  digits-seg
+from cnnkit.data import mask_health as _mask_health  # noqa: F401,E402  mask-folder / voc-seg inspectors
 
 __all__ = ["BadFile", "DataBundle", "DatasetInfo", "FileSplit", "TensorSplit", "BUILTINS", "FORMATS",
            "build_data", "register_format"]

@@ -15,6 +15,8 @@ digits come from disjoint contiguous blocks of the digits file (first 70 % for t
 canvases, next 15 % for val, last 15 % for test): the file keeps its writers' samples
 together, so val/test canvases show digit samples (largely writers) the model never saw.
 `digits-seg` (the segmentation task) reuses `digit_canvases` for the very same canvases.
+`fashion-detect` / `fashion-seg` build the same kind of canvases from Fashion-MNIST items
+(`CANVAS_SOURCES`), when Fashion-MNIST is installed.
 """
 from __future__ import annotations
 
@@ -147,15 +149,65 @@ def digit_canvases(split: str, size: int = 96, seed: int = 0, n: int | None = No
                          images, labels)
 
 
+# ---- the built-in canvas sets -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CanvasSource:
+    """Where a built-in canvas set takes its objects from, and how big they are drawn."""
+
+    description: str
+    scale: tuple[float, float]
+    min_canvas: int  # smallest canvas side the largest object still fits on
+
+
+CANVAS_SOURCES = {
+    "digits": CanvasSource("scikit-learn digits (8x8), scaled 2-4x", (2.0, 4.0), 32),
+    # Fashion-MNIST items are 28x28 already: drawn at 1-2x so several fit on a 96-pixel canvas.
+    "fashion-mnist": CanvasSource("Fashion-MNIST items (28x28), scaled 1-2x", (1.0, 2.0), 64),
+}
+
+
+def canvas_splits(source: str, cfg: Config) -> tuple[dict[str, Canvases], list[str]]:
+    """train/val/test canvases of a built-in canvas set and its object classes.
+
+    digits: disjoint blocks of the digits file (see `DIGIT_BLOCKS`). fashion-mnist: objects of
+    canvas split s come from Fashion-MNIST's split s (val carved from train, test = the official test
+    set), so val/test canvases show items the model never saw either.
+    """
+    spec = CANVAS_SOURCES[source]
+    size, seed = int(cfg.data.canvas_size), int(cfg.data.split_seed)
+    if size < spec.min_canvas:
+        raise CnnkitError(f"data.canvas_size={size} is too small for {spec.description}: "
+                          f"use {spec.min_canvas} or more.")
+    if source == "digits":
+        return {s: digit_canvases(s, size, seed) for s in ("train", "val", "test")}, [str(i) for i in range(10)]
+    bundle = BUILTINS.get(source)(cfg)  # the classification set (e.g. fashion-mnist: its own error if absent)
+    out = {s: make_canvases(CANVAS_COUNTS[s], size, seed * 10 + _SPLIT_STREAM[s], bundle.split(s),
+                            scale=spec.scale) for s in ("train", "val", "test")}
+    return out, list(bundle.info.classes)
+
+
+def _detect_bundle(name: str, source: str, cfg: Config) -> DataBundle:
+    canvases, classes = canvas_splits(source, cfg)
+    return canvas_bundle(name, "detect", source, cfg, {s: c.to_split(s) for s, c in canvases.items()}, classes)
+
+
+def canvas_bundle(name: str, task: str, source: str, cfg: Config, splits: dict, classes: list[str],
+                  **extra) -> DataBundle:
+    """The `DataBundle` of a built-in canvas set (one-channel canvases of side `data.canvas_size`)."""
+    info = DatasetInfo(task=task, classes=classes, channels=1, image_size=int(cfg.data.canvas_size), name=name,
+                       hflip_ok=False,
+                       extra={"counts": {s: len(v) for s, v in splits.items()}, "n_train": len(splits["train"]),
+                              "source": CANVAS_SOURCES[source].description,
+                              "canvas_seed": int(cfg.data.split_seed), **extra})
+    return DataBundle(splits["train"], splits["val"], splits["test"], info)
+
+
 @BUILTINS.register("digits-detect", task="detect")
 def digits_detect(cfg: Config) -> DataBundle:
-    size = int(cfg.data.canvas_size)
-    if size < 32:
-        raise CnnkitError(f"data.canvas_size={size} is too small for 2-4x scaled 8x8 digits: use 32 or more.")
-    seed = int(cfg.data.split_seed)
-    splits = {s: digit_canvases(s, size, seed).to_split(s) for s in ("train", "val", "test")}
-    info = DatasetInfo(task="detect", classes=[str(i) for i in range(10)], channels=1, image_size=size,
-                       name="digits-detect", hflip_ok=False,
-                       extra={"counts": {s: len(v) for s, v in splits.items()}, "n_train": len(splits["train"]),
-                              "source": "scikit-learn digits (8x8), scaled 2-4x", "canvas_seed": seed})
-    return DataBundle(splits["train"], splits["val"], splits["test"], info)
+    return _detect_bundle("digits-detect", "digits", cfg)
+
+
+@BUILTINS.register("fashion-detect", task="detect")
+def fashion_detect(cfg: Config) -> DataBundle:
+    """Canvases of Fashion-MNIST items (needs Fashion-MNIST, as `--data fashion-mnist` does)."""
+    return _detect_bundle("fashion-detect", "fashion-mnist", cfg)

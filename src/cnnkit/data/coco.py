@@ -189,6 +189,9 @@ def split_to_coco(split: DetectionSplit, names: list[str], classes: list[str], c
 
 @WRITERS.register("coco")
 def write(bundle: DataBundle, out: Path) -> None:
+    from cnnkit.data.segmentation import detection_view
+
+    bundle = detection_view(bundle)  # a segmentation set with instance masks is written as boxes and RLE masks
     out = Path(out)
     info = bundle.info
     cat_ids = list(info.extra.get("category_ids") or range(1, info.num_classes + 1))

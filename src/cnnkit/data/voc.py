@@ -166,6 +166,10 @@ def _xml(name: str, h: int, w: int, c: int, boxes, labels, crowd, classes: list[
 
 @WRITERS.register("voc")
 def write(bundle: DataBundle, out: Path) -> None:
+    if bundle.info.task == "segment":
+        # For a segmentation set "voc" means the VOC segmentation layout (SegmentationClass PNGs).
+        WRITERS.get("voc-seg")(bundle, out)
+        return
     out = Path(out)
     info = bundle.info
     for d in ("Annotations", "JPEGImages", "ImageSets/Main"):

@@ -164,6 +164,9 @@ def inspect(path: Path, cfg: Config) -> HealthReport:
 # ---- writer ------------------------------------------------------------------------------
 @WRITERS.register("yolo")
 def write(bundle: DataBundle, out: Path) -> None:
+    from cnnkit.data.segmentation import detection_view
+
+    bundle = detection_view(bundle)  # a segmentation set with instance masks is written as boxes
     out = Path(out)
     info = bundle.info
     written, crowd = {}, 0

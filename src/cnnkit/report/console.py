@@ -62,7 +62,7 @@ def model_list(rows: list[dict[str, Any]]) -> None:
 def model_info(name: str, data: str, image_size: int | None, as_json: bool) -> None:
     from cnnkit.config import Config
     from cnnkit.data import build_data
-    from cnnkit.models import build_model, layer_table, render_table
+    from cnnkit.models import layer_table, render_table
     from cnnkit.tasks import get_task
 
     cfg = Config()
