@@ -88,6 +88,21 @@ def test_any_classification_source_works():
         make_canvases(2, 80, 0, images.float(), torch.zeros(20))
 
 
+def test_fill_holes_makes_solid_objects_solid():
+    """A ring: as strokes its middle is background; as a solid object (clothing) it is the object."""
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    r = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2).sqrt()
+    ring = ((r > 4) & (r < 7)).to(torch.uint8).mul(255)[None, None]
+    kw = dict(n=1, size=32, seed=0, source_images=ring, source_labels=[0], scale=(1.0, 1.0), max_digits=1)
+    hollow, solid = make_canvases(**kw), make_canvases(**kw, fill_holes=True)
+    assert torch.equal(hollow.images, solid.images) and torch.equal(hollow.boxes[0], solid.boxes[0])
+    x0, y0 = int(hollow.boxes[0][0, 0]), int(hollow.boxes[0][0, 1])
+    centre = (y0 + 7, x0 + 7)  # the ring's middle (the box is tight around it)
+    assert hollow.masks[0][0][centre] == 0 and hollow.semantic[0][centre] == 0
+    assert solid.masks[0][0][centre] == 1 and solid.semantic[0][centre] == 1
+    assert int(solid.masks[0].sum()) > int(hollow.masks[0].sum())
+
+
 def test_digit_sources_are_disjoint_blocks():
     sizes = {s: len(digit_sources(s)[0]) for s in DIGIT_BLOCKS}
     assert sum(sizes.values()) == 1797

@@ -38,7 +38,7 @@ def plot_history(rows: list[dict[str, Any]], out_dir: Path, headline: Sequence[s
     for key in parts:
         pts = [(e, r[key]) for e, r in zip(epochs, rows) if isinstance(r.get(key), (int, float))]
         if pts:
-            ax.plot(*zip(*pts), ls="--", lw=1, label=key[6:])
+            ax.plot(*zip(*pts), ls="--", lw=1, marker="x", ms=3, label=key[6:])
     ax.set(xlabel="epoch", ylabel="loss", title="Loss (train: mean over the epoch's augmented batches,\n"
                                                 "with its regularisers; val: the plain task loss)")
     ax.grid(alpha=0.3)
