@@ -32,6 +32,29 @@ def test_masks_are_the_canvases_semantic_masks():
     assert len(info.extra["mean"]) == 1 and 0 < info.extra["std"][0] < 1
 
 
+@pytest.mark.parametrize("task", ["instance", "detect"])
+def test_instance_and_detect_tasks_see_boxes_and_instance_masks(task):
+    """`--data digits-seg --task instance` trains Mask R-CNN on the same canvases' instance masks."""
+    from cnnkit.tasks import get_task
+
+    b = build_data(Config.from_dict({"task": task, "data": {"name": "digits-seg", "canvas_size": 48}}))
+    assert b.info.task == "detect" and b.info.classes == [str(i) for i in range(10)]
+    ref = canvas.digit_canvases("test", 48, 0)
+    assert torch.equal(b.test.images, ref.images)
+    assert all(torch.equal(m, r) for m, r in zip(b.test.masks, ref.masks))
+    cfg = Config.from_dict({"task": task, "data": {"name": "digits-seg", "canvas_size": 48},
+                            "train": {"batch_size": 4}})
+    t = get_task(task)
+    cfg.fill_defaults(t.defaults(cfg, b.info))
+    t.setup(cfg, b.info)
+    images, targets = next(iter(t.loader(b.train, cfg, b.info, train=False)))
+    assert len(images) == len(targets) == 4
+    for i, tgt in enumerate(targets):  # the canvases' own boxes and instance masks reach the model
+        assert torch.equal(tgt["boxes"], b.train.boxes[i])
+        if task == "instance":
+            assert torch.equal(tgt["masks"].to(torch.uint8), b.train.masks[i])
+
+
 def test_too_small_canvas_is_one_sentence():
     with pytest.raises(CnnkitError, match="canvas_size"):
         build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 16}}))

@@ -57,6 +57,11 @@ def detect_format(path: Path) -> Format:
 def build_data(cfg: Config) -> DataBundle:
     """Load `cfg.data.name` (a built-in name or a path) into train/val/test splits."""
     bundle = _load(cfg)
+    if cfg.task in ("detect", "instance"):
+        from cnnkit.data.segmentation import detection_view
+
+        # A segmentation set that carries instance masks (digits-seg) serves boxes and masks as asked.
+        bundle = detection_view(bundle)
     _add_statistics(bundle)
     return bundle
 

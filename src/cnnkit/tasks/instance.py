@@ -133,7 +133,7 @@ class InstanceTask(DetectTask):
 
         if not isinstance(split, DetectionSplit) or split.masks is None:
             raise CnnkitError(f"Instance segmentation needs objects with masks, and {info.name} has none: use "
-                              "--data digits-detect, or COCO annotations with polygon/RLE segmentations.")
+                              "--data digits-seg (or digits-detect), or COCO annotations with polygon/RLE segmentations.")
         size = cfg.data.image_size or info.image_size
         side = int(size if isinstance(size, int) else max(size))
         return detection_loader(split, cfg.train.batch_size, train, cfg.train.seed, cfg.data.augment or "none",
