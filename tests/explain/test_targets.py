@@ -138,3 +138,22 @@ def test_a_detector_without_gradients_gets_occlusion_and_a_clear_error_otherwise
     assert e.map.shape == (12, 12)
     with pytest.raises(CnnkitError, match="use --method occlusion"):
         explain(det, img, "saliency", task="detect")
+
+
+def test_tinydet_boxes_get_gradient_explanations():
+    """cnnkit's own detector keeps its box scores differentiable, so saliency and Grad-CAM work on it."""
+    from cnnkit.models import build_model
+
+    torch.manual_seed(0)
+    det = build_model("tinydet", num_classes=3, in_channels=3, image_size=48, score_thresh=0.0).eval()
+    x = torch.rand(1, 3, 48, 48)
+    score, info = make_target("detect", det, x, "0", [])
+    assert score.differentiable
+    assert float(score(x)[0, 0].detach()) == pytest.approx(info["score"], rel=1e-5)
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(score(xg).sum(), xg)
+    assert float(g.abs().sum()) > 0
+    img = random_image(3, 48, 48)
+    for method in ("saliency", "gradcam"):
+        (e,) = explain(det, img, method, task="detect")
+        assert e.map.shape == (48, 48) and torch.isfinite(torch.as_tensor(e.map)).all()

@@ -312,8 +312,9 @@ class TinyDet(nn.Module):
             loss_box = loss_iou = boxes.sum() * 0.0
         return {"cls": loss_cls, "box": self.box_weight * loss_box, "iou": loss_iou}
 
-    @torch.no_grad()
     def decode(self, cls, boxes, iou, image_sizes) -> list[dict[str, torch.Tensor]]:
+        # No torch.no_grad here: callers that only want boxes already run without gradients, and
+        # keeping the graph lets gradient explanations (saliency, Grad-CAM, IG) explain a box's score.
         scores = (cls.sigmoid() * iou.sigmoid()[..., None]).sqrt()
         out = []
         for s, bx, hw in zip(scores, boxes, image_sizes):
