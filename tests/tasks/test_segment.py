@@ -150,7 +150,8 @@ def test_train_step_predict_metric_and_plots(tmp_path, loss):
         return  # the pictures are drawn once
     bundle = DataBundle(split, split, split, info)
     paths = task.plots(tmp_path, model, bundle, torch.device("cpu"), out)
-    assert [p.name for p in paths] == ["per_class_iou.png", "predictions_val.png", "predictions_test.png"]
+    assert [p.name for p in paths] == ["per_class_iou.png", "confusion_matrix.png", "predictions_val.png",
+                                      "predictions_test.png"]
     assert all(p.stat().st_size > 0 for p in paths)
 
 

@@ -64,7 +64,10 @@ def plot_history(rows: list[dict[str, Any]], out_dir: Path, headline: Sequence[s
     return paths
 
 
-def plot_confusion(matrix, classes: Sequence[str], path: Path, normalize: bool = True) -> Path:
+def plot_confusion(matrix, classes: Sequence[str], path: Path, normalize: bool = True, cells: str = "count",
+                   title: str = "Confusion matrix (rows: true class; counts in cells)") -> Path:
+    """Rows coloured by share of the true class; cells print the count, or (`cells="share"`, for pixel
+    counts too long to read) the row share."""
     cm = np.asarray(matrix, dtype=float)
     shown = cm / np.clip(cm.sum(1, keepdims=True), 1, None) if normalize else cm
     k = len(classes)
@@ -73,13 +76,14 @@ def plot_confusion(matrix, classes: Sequence[str], path: Path, normalize: bool =
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title="Confusion matrix (rows: true class; counts in cells)")
+           xlabel="predicted", ylabel="true", title=title)
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     if k <= 30:
         for i in range(k):
             for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                if cm[i, j] and (cells == "count" or shown[i, j] >= 0.005):
+                    text = int(cm[i, j]) if cells == "count" else f"{shown[i, j]:.2f}".lstrip("0")
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
                             color="white" if shown[i, j] > 0.5 else "black")
     return _save(fig, path)
 

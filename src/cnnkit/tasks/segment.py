@@ -166,11 +166,17 @@ class SegmentTask(Task):
     # -- outputs ----------------------------------------------------------------------
     def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
               test_metrics: dict[str, Any]) -> list[Path]:
+        from cnnkit.report.plots import plot_confusion
+
         out = run_dir / "plots"
         paths = []
         if test_metrics.get("per_class_iou"):
             paths.append(per_class_bars(test_metrics["per_class_iou"], out / "per_class_iou.png",
                                         test_metrics.get("miou")))
+        if test_metrics.get("confusion_matrix"):  # which classes the pixels are mistaken for
+            paths.append(plot_confusion(test_metrics["confusion_matrix"], bundle.info.classes,
+                                        out / "confusion_matrix.png", cells="share",
+                                        title="Test pixels: share of each true class (row) per predicted class"))
         for key in ("val", "test"):
             split = bundle.split(key)
             if len(split):
