@@ -130,3 +130,27 @@ def test_mask_rcnn_smoke_step_metric_and_rle_json(tmp_path):
         rle = {"size": obj["segmentation"]["size"], "counts": obj["segmentation"]["counts"].encode()}
         assert mask_utils.decode(rle).shape == (64, 64)
     assert (tmp_path / "out").is_dir()
+
+
+def test_drawing_paints_each_mask_in_its_class_colour():
+    """Every object's mask is visibly tinted with its box's class colour (torchvision's default
+    palette starts at black, which hid the top-scoring mask); the tag keeps the caption legible."""
+    from cnnkit.tasks.detect import class_colors
+    from cnnkit.tasks.instance import InstanceTask
+
+    img = torch.full((1, 32, 32), 200, dtype=torch.uint8)
+    masks = torch.zeros(2, 1, 32, 32)
+    masks[0, 0, 4:12, 4:12] = 0.9
+    masks[1, 0, 18:30, 18:30] = 0.9
+    det = {"boxes": torch.tensor([[4.0, 4, 12, 12], [18, 18, 30, 30]]), "labels": torch.tensor([0, 3]),
+           "scores": torch.tensor([0.9, 0.8]), "masks": masks}
+    drawn = InstanceTask._draw(img, det, [str(i) for i in range(10)], conf=0.5)
+    f = drawn.shape[-1] // 32
+    assert f >= 2 and drawn.shape[0] == 3
+    for (y, x), colour in zip([(9, 8), (26, 26)], class_colors([0, 3])):
+        pixel = drawn[:, y * f, x * f].float()
+        expected = 0.5 * 200 + 0.5 * torch.tensor(colour, dtype=torch.float)
+        assert torch.allclose(pixel, expected, atol=2), (pixel, expected)
+    assert class_colors([0])[0] != class_colors([3])[0]
+    untouched = drawn[:, 15 * f, 2 * f]
+    assert untouched.tolist() == [200, 200, 200]

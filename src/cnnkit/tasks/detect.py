@@ -205,18 +205,41 @@ def _font() -> str | None:
         return None
 
 
-def draw_detections(img: torch.Tensor, boxes: torch.Tensor, captions: list[str], color: str,
-                    extra: tuple[torch.Tensor, str] | None = None) -> torch.Tensor:
-    """uint8 3 x H' x W' image with `boxes` (and optionally `extra` = (boxes, color)) drawn."""
-    from torchvision.utils import draw_bounding_boxes
+def class_colors(labels: torch.Tensor | list[int]) -> list[tuple[int, int, int]]:
+    """A saturated colour per class index: matplotlib's tab10 (tab20 past ten classes).
+
+    tab10's gray goes last: on gray-scale images it would vanish."""
+    from matplotlib import colormaps
+
+    labels = [int(c) for c in labels]
+    many = max(labels, default=0) >= 10
+    cmap = colormaps["tab20" if many else "tab10"]
+    order = list(range(20)) if many else [0, 1, 2, 3, 4, 5, 6, 8, 9, 7]
+    return [tuple(int(255 * v) for v in cmap(order[c % len(order)])[:3]) for c in labels]
+
+
+def draw_detections(img: torch.Tensor, boxes: torch.Tensor, captions: list[str], color,
+                    extra: tuple[torch.Tensor, str] | None = None,
+                    masks: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 3 x H' x W' image with `boxes` (and optionally `extra` = (boxes, color)) drawn.
+
+    `color` is one colour or one per box; `masks` (bool N x H x W, one per box) are painted
+    under the boxes in the boxes' colours. Captions sit on a filled tag so they stay legible
+    over any background."""
+    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     canvas, f = _upscale(img)
+    colors = color if isinstance(color, list) else [color] * len(boxes)
+    if masks is not None and len(masks):
+        big = masks.bool().repeat_interleave(f, -2).repeat_interleave(f, -1)
+        canvas = draw_segmentation_masks(canvas, big, alpha=0.5, colors=colors)
     if extra is not None and len(extra[0]):
         canvas = draw_bounding_boxes(canvas, extra[0].float() * f, colors=extra[1], width=1)
     if len(boxes):
         font = _font()
         size = {"font": font, "font_size": max(11, min(canvas.shape[-2:]) // 24)} if font else {}
-        canvas = draw_bounding_boxes(canvas, boxes.float() * f, labels=captions, colors=color, width=2, **size)
+        canvas = draw_bounding_boxes(canvas, boxes.float() * f, labels=captions, colors=colors, width=2,
+                                     fill_labels=True, label_colors="white", **size)
     return canvas
 
 

@@ -26,7 +26,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.detect import DetectTask, draw_detections
+from cnnkit.tasks.detect import DetectTask, class_colors, draw_detections
 from cnnkit.tasks.detection_metrics import coco_evaluate, coco_ground_truth
 
 DEFAULT_MODEL = "maskrcnn"
@@ -158,6 +158,7 @@ class InstanceTask(DetectTask):
 
     def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
               test_metrics: dict[str, Any]) -> list[Path]:
+        from torchvision.ops import nms
         from torchvision.utils import make_grid
 
         out = Path(run_dir) / "plots"
@@ -172,7 +173,11 @@ class InstanceTask(DetectTask):
                     img = split.image(i)
                 except BadImage:
                     continue
-                tiles.append(self._draw(img, model([img.to(device).float() / 255])[0], bundle.info.classes))
+                det = model([img.to(device).float() / 255])[0]
+                # Legibility, as in the detect grid: among objects overlapping by IoU > 0.5 only the
+                # best-scoring one is drawn, whatever its class (the metrics see them all).
+                keep = nms(det["boxes"], det["scores"], 0.5)
+                tiles.append(self._draw(img, {k: v[keep] for k, v in det.items()}, bundle.info.classes, conf=0.5))
         if not tiles:
             return []
         tiles = [torch.nn.functional.interpolate(t[None].float(), size=(288, 288))[0].to(torch.uint8) for t in tiles]
@@ -218,18 +223,16 @@ class InstanceTask(DetectTask):
 
     @staticmethod
     def _draw(img: torch.Tensor, det: dict[str, torch.Tensor], classes: list[str], conf: float = 0.3):
-        from torchvision.utils import draw_segmentation_masks
+        """Masks and boxes in their class's colour, captions "class score" on top.
 
-        keep = det["scores"].cpu() >= conf
-        canvas = draw_detections(img, det["boxes"].cpu()[keep],
-                                 [f"{classes[int(lab)]} {float(s):.2f}" for lab, s in
-                                  zip(det["labels"].cpu()[keep], det["scores"].cpu()[keep])], "red")
-        masks = binary_masks({"masks": det["masks"].cpu()[keep]})
-        if len(masks):
-            f = canvas.shape[-1] // img.shape[-1]
-            masks = masks.repeat_interleave(f, -2).repeat_interleave(f, -1)
-            canvas = draw_segmentation_masks(canvas, masks, alpha=0.45)
-        return canvas
+        Drawn from the lowest score up, so where masks overlap the most confident one shows."""
+        scores = det["scores"].cpu()
+        order = torch.argsort(scores)
+        keep = order[scores[order] >= conf]
+        labels, scores = det["labels"].cpu()[keep], det["scores"].cpu()[keep]
+        return draw_detections(img, det["boxes"].cpu()[keep],
+                               [f"{classes[int(lab)]} {float(s):.2f}" for lab, s in zip(labels, scores)],
+                               class_colors(labels), masks=binary_masks({"masks": det["masks"].cpu()[keep]}))
 
 
 def _save(img: torch.Tensor, path: Path) -> Path:
