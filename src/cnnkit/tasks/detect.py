@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,8 @@ class DetectTask(Task):
         for split_name in ("val", "test"):
             split = bundle.split(split_name)
             if len(split):
-                paths.append(_prediction_grid(model, split, classes, device,
-                                              out / f"predictions_{split_name}.png"))
+                paths.append(prediction_grid(model, split, device, out / f"predictions_{split_name}.png",
+                                             partial(_truth_and_predictions, split=split, classes=classes)))
         if test_metrics.get("per_class_ap"):
             paths.append(_ap_bars(test_metrics["per_class_ap"], test_metrics.get("map"), out / "per_class_ap.png"))
         return paths
@@ -180,7 +181,7 @@ class DetectTask(Task):
             if save_dir is not None:
                 drawn = draw_detections(img, boxes, [f"{classes[int(lab)]} {float(s):.2f}"
                                                      for lab, s in zip(labels, scores)], PRED_COLOR)
-                record["drawing"] = str(_save_png(drawn, Path(save_dir) / f"{n:04d}_{Path(path).stem}.png"))
+                record["drawing"] = str(save_png(drawn, Path(save_dir) / f"{n:04d}_{Path(path).stem}.png"))
             records.append(record)
         if save_dir is not None:
             (Path(save_dir) / "detections.json").write_text(json.dumps(flat))
@@ -243,7 +244,15 @@ def draw_detections(img: torch.Tensor, boxes: torch.Tensor, captions: list[str],
     return canvas
 
 
-def _save_png(img: torch.Tensor, path: Path) -> Path:
+def _truth_and_predictions(img: torch.Tensor, det: dict[str, torch.Tensor], i: int, split, classes: list[str],
+                           conf: float = 0.5) -> torch.Tensor:
+    """Ground truth (thin green) and predictions scoring >= conf with class and score (red)."""
+    keep = det["scores"] >= conf
+    caps = [f"{classes[int(lab)]} {float(s):.2f}" for lab, s in zip(det["labels"][keep], det["scores"][keep])]
+    return draw_detections(img, det["boxes"][keep], caps, PRED_COLOR, (split.boxes[i], GT_COLOR))
+
+
+def save_png(img: torch.Tensor, path: Path) -> Path:
     from PIL import Image
 
     Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
@@ -251,12 +260,11 @@ def _save_png(img: torch.Tensor, path: Path) -> Path:
 
 
 @torch.no_grad()
-def _prediction_grid(model: nn.Module, split, classes: list[str], device: torch.device, path: Path,
-                     count: int = 12, conf: float = 0.5) -> Path:
-    """Ground truth (thin green) and predictions with class and score (red), first `count` images.
+def prediction_grid(model: nn.Module, split, device: torch.device, path: Path, draw, count: int = 12) -> Path:
+    """`draw(image, detections, index)` -> tile for the first `count` images of `split`, saved as a grid.
 
-    For legibility the picture keeps, among predictions overlapping by IoU > 0.5, only the
-    highest-scoring one whatever its class (the metrics see them all)."""
+    For legibility the detections handed to `draw` keep, among those overlapping by IoU > 0.5,
+    only the highest-scoring one whatever its class (the metrics see them all)."""
     from torchvision.ops import nms
     from torchvision.utils import make_grid
 
@@ -269,15 +277,12 @@ def _prediction_grid(model: nn.Module, split, classes: list[str], device: torch.
             continue
         det = model([img.to(device).float() / 255])[0]
         keep = nms(det["boxes"], det["scores"], 0.5)
-        det = {k: v[keep] for k, v in det.items()}
-        keep = det["scores"] >= conf
-        caps = [f"{classes[int(lab)]} {float(s):.2f}" for lab, s in zip(det["labels"][keep], det["scores"][keep])]
-        tile = draw_detections(img, det["boxes"][keep].cpu(), caps, PRED_COLOR, (split.boxes[i], GT_COLOR))
+        tile = draw(img, {k: v[keep].cpu() for k, v in det.items()}, i)
         if tile.shape[-2:] != (288, 288):  # make_grid needs equal tiles
             tile = torch.nn.functional.interpolate(tile[None].float(), size=(288, 288))[0].to(torch.uint8)
         tiles.append(tile)
     grid = make_grid(tiles, nrow=4, padding=4, pad_value=255) if tiles else torch.zeros((3, 8, 8), dtype=torch.uint8)
-    return _save_png(grid, path)
+    return save_png(grid, path)
 
 
 def _ap_bars(per_class: dict[str, float], mean_ap: float | None, path: Path) -> Path:

@@ -26,7 +26,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.detect import DetectTask, class_colors, draw_detections
+from cnnkit.tasks.detect import DetectTask, class_colors, draw_detections, prediction_grid, save_png
 from cnnkit.tasks.detection_metrics import coco_evaluate, coco_ground_truth
 
 DEFAULT_MODEL = "maskrcnn"
@@ -158,32 +158,13 @@ class InstanceTask(DetectTask):
 
     def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
               test_metrics: dict[str, Any]) -> list[Path]:
-        from torchvision.ops import nms
-        from torchvision.utils import make_grid
-
+        if not len(bundle.test):
+            return []
         out = Path(run_dir) / "plots"
         out.mkdir(parents=True, exist_ok=True)
-        split, tiles = bundle.test, []
-        model.eval()
-        from cnnkit.data.decode import BadImage
-
-        with torch.no_grad():
-            for i in range(min(8, len(split))):
-                try:
-                    img = split.image(i)
-                except BadImage:
-                    continue
-                det = model([img.to(device).float() / 255])[0]
-                # Legibility, as in the detect grid: among objects overlapping by IoU > 0.5 only the
-                # best-scoring one is drawn, whatever its class (the metrics see them all).
-                keep = nms(det["boxes"], det["scores"], 0.5)
-                tiles.append(self._draw(img, {k: v[keep] for k, v in det.items()}, bundle.info.classes, conf=0.5))
-        if not tiles:
-            return []
-        tiles = [torch.nn.functional.interpolate(t[None].float(), size=(288, 288))[0].to(torch.uint8) for t in tiles]
-        path = out / "instance_predictions_test.png"
-        _save(make_grid(tiles, nrow=4, padding=4, pad_value=255), path)
-        return [path]
+        classes = bundle.info.classes
+        return [prediction_grid(model, bundle.test, device, out / "instance_predictions_test.png",
+                                lambda img, det, i: self._draw(img, det, classes, conf=0.5), count=8)]
 
     def predict_files(self, model: nn.Module, meta: dict[str, Any], paths, save_dir: Path | None,
                       conf: float = 0.25, iou: float = 0.5, **options: Any) -> list[dict[str, Any]]:
@@ -216,7 +197,7 @@ class InstanceTask(DetectTask):
                    "instances": objs}
             if save_dir is not None:
                 Path(save_dir).mkdir(parents=True, exist_ok=True)
-                rec["drawing"] = str(_save(self._draw(img, det, classes, conf),
+                rec["drawing"] = str(save_png(self._draw(img, det, classes, conf),
                                            Path(save_dir) / f"{n:04d}_{Path(path).stem}_instances.png"))
             records.append(rec)
         return records
@@ -226,17 +207,10 @@ class InstanceTask(DetectTask):
         """Masks and boxes in their class's colour, captions "class score" on top.
 
         Drawn from the lowest score up, so where masks overlap the most confident one shows."""
-        scores = det["scores"].cpu()
-        order = torch.argsort(scores)
-        keep = order[scores[order] >= conf]
-        labels, scores = det["labels"].cpu()[keep], det["scores"].cpu()[keep]
-        return draw_detections(img, det["boxes"].cpu()[keep],
+        det = {k: v.cpu() for k, v in det.items()}
+        order = torch.argsort(det["scores"])
+        keep = order[det["scores"][order] >= conf]
+        labels, scores = det["labels"][keep], det["scores"][keep]
+        return draw_detections(img, det["boxes"][keep],
                                [f"{classes[int(lab)]} {float(s):.2f}" for lab, s in zip(labels, scores)],
-                               class_colors(labels), masks=binary_masks({"masks": det["masks"].cpu()[keep]}))
-
-
-def _save(img: torch.Tensor, path: Path) -> Path:
-    from PIL import Image
-
-    Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
-    return path
+                               class_colors(labels), masks=binary_masks({"masks": det["masks"][keep]}))
