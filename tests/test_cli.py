@@ -21,7 +21,7 @@ def run_cli(capsys, *args):
     (["train", "--data", "digits", "--set", "train.lrr=0.1"], 'Unknown config key "train.lrr".*Did you mean'),
     (["train", "--data", "digits", "--set", "epochs=lots"], '"train.epochs" expects int'),
     (["train", "--data", "digits", "--optimizer", "sgd", "--set", "train.schedule=cosin"],
-     'Unknown schedule "cosin".*Did you mean "cosine"'),
+     '"train.schedule" must be one of cosine, onecycle, step, constant; got "cosin". Did you mean "cosine"'),
     (["eval", "no_such_run"], "Checkpoint no_such_run does not exist"),
 ])
 def test_user_errors_are_one_sentence(capsys, tmp_path, args, message):
@@ -56,3 +56,56 @@ def test_python_dash_m_runs_models_listing():
     assert res.returncode == 0, res.stderr
     names = [r["name"] for r in json.loads(res.stdout)]
     assert "lenet5" in names
+
+
+# ----- data commands: the advice of their own errors works, --strict ---------------------------
+def _class_tree(root, bad=0):
+    """3 classes x 10 grey 8x8 PNGs, plus `bad` zero-byte files."""
+    import numpy as np
+    from PIL import Image
+
+    for c, name in enumerate(("cat", "dog", "owl")):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8), c * 50 + i, np.uint8)).save(root / name / f"{i}.png")
+    for i in range(bad):
+        (root / "dog" / f"zero{i}.png").write_bytes(b"")
+    return root
+
+
+def test_data_convert_takes_the_set_its_error_advises(capsys, tmp_path):
+    import re
+
+    src = _class_tree(tmp_path / "src", bad=2)  # 2 of 32 files > the default max_bad of 1 %
+    code, _, err = run_cli(capsys, "data", "convert", str(src), "--to", "folders", str(tmp_path / "out"))
+    assert code == 2
+    advice = re.search(r"--set (data\.max_bad=\d+)", err)
+    assert advice, err
+    code, out, err = run_cli(capsys, "data", "convert", str(src), "--to", "folders", str(tmp_path / "out"),
+                             "--set", advice.group(1))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) != []
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 30  # the 30 good images, the 2 bad ones skipped
+
+
+def test_data_commands_map_set_and_flags_onto_the_config(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "data", "make", "digits", str(tmp_path / "o"), "--format", "folders",
+                           "--set", "data.augment=stong")
+    assert code == 2 and err.count("\n") == 1 and 'Did you mean "strong"?' in err
+    code, _, err = run_cli(capsys, "data", "inspect", "digits", "--canvas-size", "0")
+    assert code == 2 and 'Config key "data.canvas_size" must be at least 1; got 0.' in err
+
+
+def test_data_inspect_strict_exits_1_on_any_problem_and_lists_it(capsys, tmp_path):
+    clean = _class_tree(tmp_path / "clean")
+    code, out, _ = run_cli(capsys, "data", "inspect", str(clean), "--strict", "--json")
+    assert code == 0 and json.loads(out)["issues"] == []
+    dirty = _class_tree(tmp_path / "dirty", bad=1)
+    code, out, err = run_cli(capsys, "data", "inspect", str(dirty), "--json")
+    assert code == 0  # without --strict the report is information
+    code, out, err = run_cli(capsys, "data", "inspect", str(dirty), "--strict", "--json")
+    issues = json.loads(out)["issues"]
+    assert code == 1 and [i["kind"] for i in issues] == ["zero-byte"] and "zero0.png" in issues[0]["file"]
+    assert err == f"cnnkit: data inspect --strict: 1 problem(s) in {dirty}\n"
+    code, out, _ = run_cli(capsys, "data", "inspect", str(dirty), "--strict")
+    assert code == 1 and "zero-byte: the file is empty" in out  # the table (the file column is cut at 80 columns)

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from cnnkit.cli_options import add_config_flags, add_set_option, apply_flags
 from cnnkit.errors import CnnkitError
 
 EXAMPLES = """examples:
@@ -20,18 +21,8 @@ EXAMPLES = """examples:
   cnnkit info resnet20 --data fashion-mnist
 """
 
-# flag -> config key, for `train` (everything else goes through --set key=value)
-TRAIN_FLAGS = {
-    "data": "data.name", "task": "task", "model": "model.name", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "lr": "train.lr", "optimizer": "train.optimizer",
-    "schedule": "train.schedule", "augment": "data.augment", "dropout": "model.dropout",
-    "weight_decay": "train.weight_decay", "label_smoothing": "train.label_smoothing",
-    "patience": "train.patience", "seed": "train.seed", "device": "train.device", "out": "train.out",
-    "resume": "train.resume", "root": "data.root", "image_size": "data.image_size",
-    "attention": "model.attention", "max_bad": "data.max_bad", "class_weights": "data.class_weights",
-    "ema": "train.ema", "deterministic": "train.deterministic", "grad_clip": "train.grad_clip",
-    "warmup_epochs": "train.warmup_epochs", "workers": "data.workers", "threads": "train.threads",
-}
+# the config keys `data inspect|convert|make` take as flags (any other key through --set)
+DATA_COMMAND_KEYS = ("data.root", "data.canvas_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,40 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model; writes a run directory",
-                       description="Train a model. Values not given come from --config, then from the task's "
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a model. Values not given come from --config, then from the task's\n"
                                    "defaults for the data (see the resolved run_dir/config.yaml).")
-    t.add_argument("--data", help="built-in name (digits, fashion-mnist, digits-detect, digits-seg, fashion-detect, "
-                   "fashion-seg) or a path")
-    t.add_argument("--task", choices=["classify", "detect", "segment", "instance"], help="default: from the data")
-    t.add_argument("--model", help="registered name (see `cnnkit models`) or a layer-list YAML/JSON")
-    t.add_argument("--config", help="a YAML recipe (e.g. configs/fashion-mnist-resnet20.yaml)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--optimizer", choices=["sgd", "adamw"])
-    t.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
-    t.add_argument("--warmup-epochs", type=float)
-    t.add_argument("--augment", choices=["none", "light", "strong"])
-    t.add_argument("--dropout", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--label-smoothing", type=float)
-    t.add_argument("--grad-clip", type=float, help="clip the gradient norm")
-    t.add_argument("--ema", action="store_const", const=True, help="evaluate an EMA of the weights")
-    t.add_argument("--patience", type=int, help="early stopping; best weights are always kept")
-    t.add_argument("--attention", choices=["se", "cbam"], help="attention blocks in models that support them")
-    t.add_argument("--image-size", type=int)
-    t.add_argument("--root", help="folder holding the files of a built-in set (fashion-mnist)")
-    t.add_argument("--max-bad", type=float, help="bad files tolerated: fraction (<1) or count before stopping")
-    t.add_argument("--class-weights", choices=["auto"], help="weight the loss by inverse class frequency")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--deterministic", action="store_const", const=True, help="PyTorch deterministic algorithms")
-    t.add_argument("--device", help="auto | cpu | cuda | mps")
-    t.add_argument("--threads", type=int, help="CPU threads for torch")
-    t.add_argument("--workers", type=int, help="DataLoader workers (streaming datasets)")
-    t.add_argument("--out", help="run directory (default runs/<data>-<model>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last.pt")
-    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="any config key, e.g. train.ema_decay=0.99")
+    t.add_argument("--config", help="a YAML recipe (e.g. configs/fashion-mnist-resnet20.yaml); flags override it")
+    add_set_option(t, "train.ema_decay=0.99")
     t.add_argument("--json", action="store_true", help="print only the final metrics as JSON on stdout")
+    add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint (default: its own data, test split)")
     e.add_argument("source", metavar="RUN_DIR|CKPT")
@@ -128,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("inspect", help="health report: bad files, bad boxes/masks, class balance")
     di.add_argument("source", metavar="DATA")
     di.add_argument("--json", action="store_true")
+    di.add_argument("--strict", action="store_true", help="exit 1 when the report lists any problem")
     dc = dsub.add_parser("convert", help="convert a dataset to another format")
     dc.add_argument("source", metavar="SRC")
     dc.add_argument("--to", required=True, help="coco | yolo | voc | masks | voc-seg | folders")
@@ -137,20 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--format", required=True, help="coco | yolo | voc | masks | voc-seg | folders "
                     "(for a *-seg set, voc = the VOC segmentation layout)")
     dm.add_argument("out", metavar="OUT")
-    dm.add_argument("--canvas-size", type=int, help="side of the *-detect / *-seg canvases (default 96)")
-    dm.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="any data key, e.g. data.split_seed=1")
+    for action in (di, dc, dm):  # the data keys that reading a set takes, e.g. the max_bad its errors advise
+        add_config_flags(action, DATA_COMMAND_KEYS)
+        add_set_option(action, "data.max_bad=4")
     return p
 
 
 def train_config(args: argparse.Namespace):
+    """`--config` recipe, then the flags, then `--set` (each later one wins)."""
     from cnnkit.config import Config
 
-    cfg = Config.load(args.config) if args.config else Config()
-    for flag, key in TRAIN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            cfg.set(key, value)
-    return cfg.apply_overrides(args.set)
+    return apply_flags(Config.load(args.config) if args.config else Config(), args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,20 +188,21 @@ def _data(args: argparse.Namespace) -> int:
     from cnnkit.data import commands
     from cnnkit.report import console as show
 
-    if args.data_command == "inspect":
-        report = commands.inspect(args.source)
-        _print_json(report.to_dict()) if args.json else show.health(report)
-    elif args.data_command == "convert":
-        print(commands.convert(args.source, args.to, args.out))
-    elif args.data_command == "make":
-        from cnnkit.config import Config
-
-        cfg = Config().apply_overrides(args.set)
-        if args.canvas_size:
-            cfg.data.canvas_size = args.canvas_size
-        print(commands.make(args.name, args.format, args.out, cfg))
-    else:
+    if args.data_command is None:
         build_parser().parse_args(["data", "--help"])
+    from cnnkit.config import Config
+
+    cfg = apply_flags(Config(), args)
+    if args.data_command == "inspect":
+        report = commands.inspect(args.source, cfg)
+        _print_json(report.to_dict()) if args.json else show.health(report)
+        if args.strict and report.issues:
+            print(f"cnnkit: data inspect --strict: {len(report.issues)} problem(s) in {args.source}", file=sys.stderr)
+            return 1
+    elif args.data_command == "convert":
+        print(commands.convert(args.source, args.to, args.out, cfg))
+    elif args.data_command == "make":
+        print(commands.make(args.name, args.format, args.out, cfg))
     return 0
 
 

@@ -1,8 +1,12 @@
-"""The one configuration path: `Config` dataclasses are the defaults.
+"""The one configuration path: `Config` dataclasses are the defaults and the one description of each key.
 
 CLI flags, YAML recipes and Python keyword arguments all become the same `Config`
 (DESIGN rule 3). Keys are `section.key` (`train.lr`); a bare key (`lr`) is accepted
-when exactly one section has it. Unknown keys fail with a "did you mean".
+when exactly one section has it. Each field is declared with `option(...)`, which carries
+its help, value choices, numeric bounds and CLI flag; `cnnkit train`'s flags and --help
+(`cli_options.py`), YAML and `--set` validation all read that one declaration. Every
+value is checked when it is set: unknown keys, wrong types, choices and bounds fail there
+with one sentence (and a "did you mean").
 
 A value of `None` means "the task's default for this data" — the task fills it in
 (`Task.defaults`) and the resolved config is what gets written to the run directory.
@@ -10,6 +14,9 @@ A value of `None` means "the task's default for this data" — the task fills it
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,64 +26,109 @@ import yaml
 from cnnkit.errors import CnnkitError, did_you_mean
 
 
+def option(default: Any = None, help: str = "", *, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
+           bounds: str | None = None, flag: str | bool = False, metavar: str | None = None,
+           factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field described once.
+
+    choices: allowed strings (an upper-case `N` in a choice stands for digits: `cuda:N`), or a
+    function returning them for names registered at run time. bounds: an interval such as
+    "[1, inf)", "(0, inf)" or "[0, 1)". flag: the `cnnkit train` flag (`True` = `--field-name`,
+    a string names it, `False` = reachable through `--set` only).
+    """
+    meta = {"help": help, "choices": choices, "bounds": bounds, "flag": flag, "metavar": metavar}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _registered_tasks() -> tuple[str, ...]:
+    # Imported when a task is set, not at import time: the task modules import this module.
+    from cnnkit.tasks import TASKS
+
+    return tuple(TASKS.list())
+
+
 @dataclass
 class DataConfig:
-    name: str = "digits"  # (str) built-in name or a path; its format is detected
-    root: str | None = None  # (str) where to look for files of a built-in set (fashion-mnist)
-    image_size: int | None = None  # (int) side the images are resized to; task default when None
-    val_fraction: float = 0.1  # (float) share of train carved out for validation when the data has no val split
-    test_fraction: float = 0.2  # (float) share held out for test when the data has no test split
-    split_seed: int = 0  # (int) seed of the fixed train/val/test split
-    augment: str | None = None  # (none|light|strong) training augmentation preset
-    mixup: float = 0.0  # (float) MixUp alpha; 0 turns it off
-    cutmix: float = 0.0  # (float) CutMix alpha; 0 turns it off
-    max_bad: float = 0.01  # (float) bad files tolerated: a fraction (<1) or a count (>=1) before the run stops
-    workers: int = 0  # (int) DataLoader workers for the streaming path
-    in_memory: str = "auto"  # (auto|yes|no) hold the whole set as one uint8 tensor
-    canvas_size: int = 96  # (int) side of the generated digits-detect / digits-seg canvases
-    class_weights: str | None = None  # (none|auto) loss weights from class frequencies
+    name: str = option("digits", "built-in name (digits, fashion-mnist, digits-detect, digits-seg, fashion-detect, "
+                       "fashion-seg) or a path; its format is detected", flag="--data")
+    root: str | None = option(None, "folder holding the files of a built-in set (fashion-mnist)", flag=True)
+    image_size: int | None = option(None, "side the images are resized to; the task's default when unset",
+                                    bounds="[1, inf)", flag=True)
+    val_fraction: float = option(0.1, "share of train carved out for validation when the data has no val split",
+                                 bounds="[0, 1)")
+    test_fraction: float = option(0.2, "share held out for test when the data has no test split", bounds="[0, 1)")
+    split_seed: int = option(0, "seed of the fixed train/val/test split", bounds="[0, inf)")
+    augment: str | None = option(None, "training augmentation preset; the task's default when unset",
+                                 choices=("none", "light", "strong"), flag=True)
+    mixup: float = option(0.0, "MixUp alpha; 0 turns it off", bounds="[0, inf)")
+    cutmix: float = option(0.0, "CutMix alpha; 0 turns it off", bounds="[0, inf)")
+    max_bad: float = option(0.01, "bad files tolerated before the run stops: a fraction (<1) or a count (>=1)",
+                            bounds="[0, inf)", flag=True)
+    workers: int = option(0, "DataLoader workers (streaming datasets)", bounds="[0, inf)", flag=True)
+    in_memory: str = option("auto", "hold the whole set as one uint8 tensor", choices=("auto", "yes", "no"))
+    canvas_size: int = option(96, "side of the generated *-detect / *-seg canvases", bounds="[1, inf)", flag=True)
+    class_weights: str | None = option(None, "weight the loss by inverse class frequency (auto); off when unset",
+                                       choices=("none", "auto"), flag=True)
 
 
 @dataclass
 class ModelConfig:
-    name: str | None = None  # (str) registered model name or a path to a layer-list YAML/JSON; task default when None
-    dropout: float | None = None  # (float) dropout before the classifier; model default when None
-    attention: str | None = None  # (none|se|cbam) attention inside residual/conv blocks
-    kwargs: dict = field(default_factory=dict)  # (dict) extra keyword arguments for the model builder
+    name: str | None = option(None, "registered name (see `cnnkit models`) or a layer-list YAML/JSON; the task's "
+                              "default when unset", flag="--model")
+    dropout: float | None = option(None, "dropout before the classifier; the model's default when unset",
+                                   bounds="[0, 1)", flag=True)
+    attention: str | None = option(None, "attention blocks in models that support them; none when unset",
+                                   choices=("none", "se", "cbam"), flag=True)
+    kwargs: dict = option(help="extra keyword arguments for the model builder",
+                          factory=dict)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int | None = None  # (int) passes over the training data; task default when None
-    batch_size: int | None = None  # (int) images per step; task default when None
-    lr: float | None = None  # (float) peak learning rate; task default when None
-    optimizer: str = "sgd"  # (sgd|adamw) SGD with momentum, or AdamW
-    momentum: float = 0.9  # (float) SGD momentum
-    nesterov: bool = True  # (bool) Nesterov momentum for SGD
-    weight_decay: float | None = None  # (float) L2 penalty on weights (never on norms/biases); task default when None
-    schedule: str = "onecycle"  # (cosine|onecycle|step|constant) learning-rate schedule
-    warmup_epochs: float = 0.0  # (float) linear warmup length for cosine/step
-    step_size: int = 10  # (int) epochs between decays of the step schedule
-    step_gamma: float = 0.1  # (float) decay factor of the step schedule
-    label_smoothing: float | None = None  # (float) label smoothing of the classification loss; task default when None
-    grad_clip: float | None = None  # (float) clip the gradient norm to this; off when None
-    ema: bool = False  # (bool) keep an exponential moving average of the weights and evaluate it
-    ema_decay: float = 0.999  # (float) EMA decay per step
-    patience: int | None = None  # (int) stop after this many epochs without val improvement; off when None
-    seed: int = 0  # (int) seed of weights, data order and augmentation
-    deterministic: bool = False  # (bool) PyTorch deterministic algorithms (slower, bit-exact on GPU too)
-    device: str = "auto"  # (auto|cpu|cuda|mps) where to train
-    amp: bool = False  # (bool) mixed precision on CUDA
-    threads: int | None = None  # (int) CPU threads for torch; all cores but one when None (see engine/setup.py)
-    out: str | None = None  # (str) run directory; runs/<data>-<model>[-N] when None
-    resume: str | None = None  # (str) run directory or checkpoint to continue exactly
-    eval_every: int = 1  # (int) validate every N epochs (always on the last)
-    log_every: int = 10  # (int) steps between progress-bar metric refreshes
+    epochs: int | None = option(None, "passes over the training data; the task's default when unset",
+                                bounds="[1, inf)", flag=True)
+    batch_size: int | None = option(None, "images per step; the task's default when unset", bounds="[1, inf)",
+                                    flag=True)
+    lr: float | None = option(None, "peak learning rate; the task's default when unset", bounds="(0, inf)",
+                              flag=True)
+    optimizer: str = option("sgd", "SGD with momentum, or AdamW", choices=("sgd", "adamw"), flag=True)
+    momentum: float = option(0.9, "SGD momentum", bounds="[0, 1)")
+    nesterov: bool = option(True, "Nesterov momentum for SGD")
+    weight_decay: float | None = option(None, "L2 penalty on weights (never on norms/biases); the task's default "
+                                        "when unset", bounds="[0, inf)", flag=True)
+    schedule: str = option("onecycle", "learning-rate schedule", choices=("cosine", "onecycle", "step", "constant"),
+                           flag=True)
+    warmup_epochs: float = option(0.0, "linear warmup length for cosine/step", bounds="[0, inf)", flag=True)
+    step_size: int = option(10, "epochs between decays of the step schedule", bounds="[1, inf)")
+    step_gamma: float = option(0.1, "decay factor of the step schedule", bounds="(0, 1]")
+    label_smoothing: float | None = option(None, "label smoothing of the classification loss; the task's default "
+                                           "when unset", bounds="[0, 1)", flag=True)
+    grad_clip: float | None = option(None, "clip the gradient norm to this; off when unset", bounds="(0, inf)",
+                                     flag=True)
+    ema: bool = option(False, "evaluate an exponential moving average of the weights", flag=True)
+    ema_decay: float = option(0.999, "EMA decay per step", bounds="[0, 1)")
+    patience: int | None = option(None, "early stopping after this many evaluations without val improvement "
+                                  "(best weights are always kept); off when unset", bounds="[1, inf)", flag=True)
+    seed: int = option(0, "seed of weights, data order and augmentation", bounds="[0, inf)", flag=True)
+    deterministic: bool = option(False, "PyTorch deterministic algorithms (slower, bit-exact on GPU too)", flag=True)
+    device: str = option("auto", "where to train", choices=("auto", "cpu", "cuda", "mps", "cuda:N"), flag=True)
+    amp: bool = option(False, "mixed precision on CUDA")
+    threads: int | None = option(None, "CPU threads for torch; all cores but one when unset (see engine/setup.py)",
+                                 bounds="[1, inf)", flag=True)
+    out: str | None = option(None, "run directory; runs/<data>-<model>[-N] when unset", flag=True)
+    resume: str | None = option(None, "run directory or checkpoint to continue exactly from its last.pt", flag=True,
+                                metavar="RUN_DIR")
+    eval_every: int = option(1, "validate every N epochs (always on the last)", bounds="[1, inf)")
+    log_every: int = option(10, "steps between progress-bar metric refreshes", bounds="[1, inf)")
 
 
 @dataclass
 class Config:
-    task: str | None = None  # (classify|detect|segment) follows from the data when None
+    task: str | None = option(None, "what to learn: classify, detect, segment, instance or another registered "
+                              "task; follows from the data when unset", choices=_registered_tasks,
+                              flag=True)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -96,10 +148,7 @@ class Config:
 
     # ----- key access --------------------------------------------------------------
     def keys(self) -> list[str]:
-        out = ["task"]
-        for sec in _SECTIONS:
-            out += [f"{sec}.{f.name}" for f in fields(getattr(self, sec))]
-        return out
+        return list(config_fields())
 
     def resolve_key(self, key: str) -> str:
         """`lr` -> `train.lr`; `train.lr` stays; unknown -> CnnkitError with a suggestion."""
@@ -128,17 +177,17 @@ class Config:
         return getattr(getattr(self, sec), name)
 
     def set(self, key: str, value: Any) -> None:
+        """Set one key; its type, choices and bounds are checked here (CnnkitError naming key and value)."""
         key = self.resolve_key(key)
+        if key.startswith("model.kwargs."):
+            self.model.kwargs[key.split(".", 2)[2]] = _parse_scalar(value) if isinstance(value, str) else value
+            return
+        value = check_value(key, value)
         if key == "task":
-            self.task = None if value is None else str(value)
+            self.task = value
             return
         sec, name = key.split(".", 1)
-        if sec == "model" and name.startswith("kwargs."):
-            self.model.kwargs[name.split(".", 1)[1]] = _parse_scalar(value) if isinstance(value, str) else value
-            return
-        section = getattr(self, sec)
-        ftype = {f.name: f.type for f in fields(section)}[name]
-        setattr(section, name, _coerce(key, value, ftype))
+        setattr(getattr(self, sec), name, value)
 
     def update(self, flat: dict[str, Any]) -> "Config":
         for k, v in flat.items():
@@ -182,7 +231,79 @@ class Config:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-_SECTIONS = ("data", "model", "train")
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@functools.cache
+def config_fields() -> dict[str, dataclasses.Field]:
+    """Every key (`task`, `data.name`, ..., `train.log_every`) -> its dataclass field, in declaration order.
+
+    `field.type` is the annotation as text ("int | None"); `field.metadata` holds what `option` was given.
+    """
+    out = {f.name: f for f in fields(Config) if f.name not in _SECTIONS}
+    for sec, cls in _SECTIONS.items():
+        out.update({f"{sec}.{f.name}": f for f in fields(cls)})
+    return out
+
+
+def flag_of(key: str, f: dataclasses.Field | None = None, any_key: bool = False) -> str | None:
+    """The `cnnkit train` flag of a full key (`train.batch_size` -> `--batch-size`); None for `--set`-only
+    keys unless `any_key` (the flag another command would give the key)."""
+    flag = (f or config_fields()[key]).metadata.get("flag") or any_key
+    if not flag:
+        return None
+    return flag if isinstance(flag, str) else "--" + key.split(".")[-1].replace("_", "-")
+
+
+def value_kind(f: dataclasses.Field) -> str:
+    """The field's type without `| None`: one of int, float, bool, str, dict."""
+    return str(f.type).split(" ")[0].split("|")[0]
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` converted to the type of `key` (a full key such as "data.augment"), its choices and bounds
+    checked; raises CnnkitError with one sentence naming the key and the value."""
+    f = config_fields()[key]
+    choices = f.metadata.get("choices") or ()
+    if isinstance(value, bool) and not callable(choices) and {"yes", "no"} <= set(choices):
+        value = "yes" if value else "no"  # YAML reads a bare yes/no as a bool
+    value = _coerce(key, value, f.type)
+    if value is None:
+        return None
+    if choices:
+        _check_choice(key, value, choices() if callable(choices) else choices)
+    if f.metadata.get("bounds"):
+        _check_bounds(key, value, f.metadata["bounds"])
+    return value
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    for choice in choices:
+        if value == choice or choice.endswith(":N") and re.fullmatch(re.escape(choice[:-1]) + r"\d+", value):
+            return
+    raise CnnkitError(f'Config key "{key}" must be one of {", ".join(choices)}; got "{value}".'
+                      f"{did_you_mean(value, choices)}")
+
+
+_INTERVAL = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*([\d.]+|inf)\s*([\])])")
+
+
+def _check_bounds(key: str, value: float, bounds: str) -> None:
+    opening, low, high, closing = _INTERVAL.fullmatch(bounds).groups()
+    lo, hi = float(low), float(high)
+    above = value >= lo if opening == "[" else value > lo
+    below = value <= hi if closing == "]" else value < hi
+    if above and below:
+        return
+    if hi == float("inf"):
+        rule = f"at least {low}" if opening == "[" else f"greater than {low}"
+    else:
+        rule = f"in {bounds}"
+    raise CnnkitError(f'Config key "{key}" must be {rule}; got {value}.')
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""Command-line flags derived from the `Config` fields: name, metavar, help with the default, a group per section.
+
+Each key is described once, by `config.option`; this module only renders that description for
+argparse. Values stay strings on the command line and go through `Config.set`, which converts and
+checks them (type, choices, bounds): a bad `--augment` and a bad `--set data.augment=` or YAML
+value end in the same one sentence naming the key.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import textwrap
+
+from cnnkit.config import Config, config_fields, field_default, flag_of, value_kind
+
+SECTION_TITLES = {"data": "data", "model": "model", "train": "training"}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, keys: tuple[str, ...] | None = None) -> None:
+    """One flag per key (`dest` is the key itself). Without `keys`: every flagged key, in one group per
+    section whose description lists the section's `--set`-only keys with their defaults."""
+    table = config_fields()
+    if keys is not None:
+        for key in keys:
+            _add_flag(parser, key, table[key])
+        return
+    groups = {}
+    for sec, title in SECTION_TITLES.items():
+        others = [k for k in table if k.startswith(sec + ".") and not flag_of(k)]
+        groups[sec] = parser.add_argument_group(title, _set_only_text(others))
+    for key, f in table.items():
+        if flag_of(key, f):
+            _add_flag(groups[key.split(".")[0] if "." in key else "data"], key, f)
+
+
+def add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"any config key, e.g. {example} (see `cnnkit train --help` for the keys)")
+
+
+def apply_flags(cfg: Config, args: argparse.Namespace) -> Config:
+    """Set each config flag given on the command line, then the `--set KEY=VALUE` items (they win)."""
+    table = config_fields()
+    for key, value in vars(args).items():
+        if key in table and value is not None:
+            cfg.set(key, value)
+    return cfg.apply_overrides(getattr(args, "set", None) or [])
+
+
+def _add_flag(parser, key: str, f: dataclasses.Field) -> None:
+    kind, meta, name = value_kind(f), f.metadata, flag_of(key, f, any_key=True)
+    if kind == "bool":
+        parser.add_argument(name, dest=key, action=argparse.BooleanOptionalAction, default=None,
+                            help=_help(f))
+        return
+    choices = meta.get("choices")
+    if choices and not callable(choices):
+        metavar = "{" + ",".join(choices) + "}"
+    else:
+        metavar = meta.get("metavar") or (kind.upper() if kind in ("int", "float") else key.split(".")[-1].upper())
+    parser.add_argument(name, dest=key, metavar=metavar, default=None, help=_help(f))
+
+
+def _help(f: dataclasses.Field) -> str:
+    default = field_default(f)
+    text = f.metadata.get("help", "")
+    if isinstance(default, bool):
+        text += f" (default: {'on' if default else 'off'})"
+    elif default is not None and default != {}:
+        text += f" (default: {default})"
+    return text.replace("%", "%%")  # argparse expands %-formats in help
+
+
+def _set_only_text(keys: list[str]) -> str | None:
+    if not keys:
+        return None
+    table = config_fields()
+    lines = ["other keys, through --set KEY=VALUE:"]
+    for key in keys:
+        f = table[key]
+        default = field_default(f)
+        if value_kind(f) == "dict":
+            shown = f"{key}.NAME=VALUE"
+        else:
+            shown = f"{key}={str(default).lower() if isinstance(default, bool) else default}"
+        choices = f.metadata.get("choices")
+        note = f.metadata.get("help", "") + (f" ({'|'.join(choices)})" if choices and not callable(choices) else "")
+        lines += textwrap.wrap(f"{shown:<24} {note}", 100, initial_indent="  ", subsequent_indent=" " * 27)
+    return "\n".join(lines)

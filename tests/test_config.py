@@ -1,0 +1,184 @@
+"""Config: one path for flags, YAML and kwargs; each key described once; unknown keys, bad choices and
+out-of-bounds values fail when set, with one sentence (and a suggestion)."""
+import pytest
+
+import cnnkit
+from cnnkit.cli import build_parser, main, train_config
+from cnnkit.config import Config, check_value, config_fields, field_default, flag_of
+from cnnkit.errors import CnnkitError
+
+
+def test_bare_and_dotted_keys_resolve_to_the_same_field():
+    cfg = Config()
+    cfg.set("lr", 0.3)
+    assert cfg.train.lr == 0.3
+    cfg.set("train.lr", "0.5")
+    assert cfg.train.lr == 0.5
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(CnnkitError, match='Unknown config key "train.ephocs".*Did you mean "train.epochs"'):
+        Config().set("train.ephocs", 3)
+
+
+def test_bad_value_type_names_key_and_value():
+    with pytest.raises(CnnkitError, match='"train.epochs" expects int, got \'many\''):
+        Config().set("epochs", "many")
+
+
+def test_yaml_round_trip_and_unknown_key_in_file(tmp_path):
+    cfg = Config()
+    cfg.apply_overrides(["epochs=7", "model.kwargs.style=modern", "data.augment=strong"])
+    cfg.save(tmp_path / "c.yaml")
+    again = Config.load(tmp_path / "c.yaml")
+    assert again.to_dict() == cfg.to_dict()
+    (tmp_path / "bad.yaml").write_text("train:\n  lr: 0.1\n  momentun: 0.8\n")
+    with pytest.raises(CnnkitError, match=r"bad.yaml.*momentun.*Did you mean"):
+        Config.load(tmp_path / "bad.yaml")
+
+
+def test_fill_defaults_only_touches_unset_values():
+    cfg = Config()
+    cfg.set("epochs", 3)
+    cfg.fill_defaults({"train.epochs": 30, "train.lr": 0.1})
+    assert (cfg.train.epochs, cfg.train.lr) == (3, 0.1)
+
+
+# ----- one description per key: flags, choices and bounds derived from the fields ----------------
+def test_every_key_is_described_and_its_default_is_valid():
+    for key, f in config_fields().items():
+        assert f.metadata.get("help"), f"{key} has no help"
+        default = field_default(f)
+        if default is not None and key != "model.kwargs":
+            assert check_value(key, default) == default, key  # a default never fails its own checks
+
+
+def test_train_flags_are_derived_from_the_fields():
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    flagged = [k for k, f in config_fields().items() if f.metadata.get("flag")]
+    assert len(flagged) >= 28
+    for key in flagged:
+        f = config_fields()[key]
+        action = by_dest[key]
+        assert flag_of(key) in action.option_strings
+        assert f.metadata["help"].replace("%", "%%") in action.help
+        choices = f.metadata.get("choices")
+        if choices and not callable(choices):
+            assert action.metavar == "{" + ",".join(choices) + "}"
+    args = parser.parse_args(["train", "--batch-size", "32", "--lr", "1e-3", "--no-ema", "--augment", "strong"])
+    cfg = train_config(args)
+    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.ema, cfg.data.augment) == (32, 1e-3, False, "strong")
+    assert type(cfg.train.batch_size) is int
+
+
+def test_train_help_keeps_every_flag_and_teaches_defaults_and_set_only_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    before = ("--data --task --model --config --epochs --batch-size --lr --optimizer --schedule --warmup-epochs "
+              "--augment --dropout --weight-decay --label-smoothing --grad-clip --ema --patience --attention "
+              "--image-size --root --max-bad --class-weights --seed --deterministic --device --threads --workers "
+              "--out --resume --set --json").split()
+    assert [f for f in before if f not in out] == []
+    assert "--schedule {cosine,onecycle,step,constant}" in out and "(default: onecycle)" in out
+    for section in ("data:", "model:", "training:"):
+        assert f"\n{section}\n" in out
+    assert "train.ema_decay=0.999" in out and "data.in_memory=auto" in out  # --set-only keys, with defaults
+
+
+STONG = ('Config key "data.augment" must be one of none, light, strong; got "stong". Did you mean "strong"?')
+
+
+@pytest.mark.parametrize("args", [["--augment", "stong"], ["--set", "data.augment=stong"], ["--set", "augment=stong"]])
+def test_invalid_choice_on_the_command_line_is_one_line_exit_2(capsys, tmp_path, args):
+    code = main(["train", "--data", "digits", "--out", str(tmp_path / "run"), *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err == f"cnnkit: error: {STONG}\n"
+    assert not (tmp_path / "run").exists()  # refused at config time, before any data or run directory
+
+
+def test_invalid_choice_through_the_python_api(tmp_path):
+    with pytest.raises(CnnkitError) as err:
+        cnnkit.train(data="digits", augment="stong", out=str(tmp_path / "run"), quiet=True)
+    assert str(err.value) == STONG
+    assert not (tmp_path / "run").exists()
+
+
+def test_invalid_choice_in_yaml_names_the_file(tmp_path):
+    (tmp_path / "r.yaml").write_text("data:\n  augment: stong\ntrain:\n  optimizer: adam\n")
+    with pytest.raises(CnnkitError) as err:
+        Config.load(tmp_path / "r.yaml")
+    assert str(err.value) == f"In {tmp_path / 'r.yaml'}: {STONG}"
+    (tmp_path / "r.yaml").write_text("train:\n  optimizer: adam\n")
+    with pytest.raises(CnnkitError, match=r'"train.optimizer" must be one of sgd, adamw; got "adam". '
+                                          r'Did you mean "adamw"\?'):
+        Config.load(tmp_path / "r.yaml")
+
+
+@pytest.mark.parametrize("key, value, good", [
+    ("train.device", "cuda:1", "cuda:1"),
+    ("train.device", "cpu", "cpu"),
+    ("data.in_memory", True, "yes"),  # YAML reads `in_memory: yes` as a bool
+    ("data.in_memory", "no", "no"),
+    ("model.attention", "none", "none"),
+    ("data.augment", None, None),
+    ("task", "segment", "segment"),
+])
+def test_valid_choices_pass(key, value, good):
+    cfg = Config()
+    cfg.set(key, value)
+    assert cfg.get(key) == good
+
+
+@pytest.mark.parametrize("key, value, sentence", [
+    ("train.device", "gpu", 'Config key "train.device" must be one of auto, cpu, cuda, mps, cuda:N; got "gpu".'),
+    ("train.device", "cuda:x", 'must be one of auto, cpu, cuda, mps, cuda:N; got "cuda:x". Did you mean "cuda:N"?'),
+    ("task", "detetc", 'Config key "task" must be one of classify, detect, instance, segment; got "detetc". '
+                       'Did you mean "detect"?'),
+    ("data.class_weights", "balanced", 'Config key "data.class_weights" must be one of none, auto; got "balanced".'),
+    ("train.schedule", "linear", 'Config key "train.schedule" must be one of cosine, onecycle, step, constant; '
+                                 'got "linear".'),
+])
+def test_invalid_choices_are_one_sentence(key, value, sentence):
+    with pytest.raises(CnnkitError) as err:
+        Config().set(key, value)
+    assert sentence in str(err.value)
+
+
+@pytest.mark.parametrize("key, value, sentence", [
+    ("epochs", 0, 'Config key "train.epochs" must be at least 1; got 0.'),
+    ("batch_size", "-4", 'Config key "train.batch_size" must be at least 1; got -4.'),
+    ("lr", 0, 'Config key "train.lr" must be greater than 0; got 0.0.'),
+    ("lr", "nan", 'Config key "train.lr" must be greater than 0; got nan.'),
+    ("val_fraction", 1, 'Config key "data.val_fraction" must be in [0, 1); got 1.0.'),
+    ("test_fraction", -0.1, 'Config key "data.test_fraction" must be in [0, 1); got -0.1.'),
+    ("dropout", 1.5, 'Config key "model.dropout" must be in [0, 1); got 1.5.'),
+    ("label_smoothing", 1.0, 'Config key "train.label_smoothing" must be in [0, 1); got 1.0.'),
+    ("max_bad", -1, 'Config key "data.max_bad" must be at least 0; got -1.0.'),
+    ("step_gamma", 0, 'Config key "train.step_gamma" must be in (0, 1]; got 0.0.'),
+    ("patience", 0, 'Config key "train.patience" must be at least 1; got 0.'),
+    ("threads", 0, 'Config key "train.threads" must be at least 1; got 0.'),
+])
+def test_numeric_bounds_are_checked_when_set(key, value, sentence):
+    with pytest.raises(CnnkitError) as err:
+        Config().set(key, value)
+    assert str(err.value) == sentence
+
+
+@pytest.mark.parametrize("key, value", [
+    ("epochs", 1), ("lr", 1e-9), ("val_fraction", 0.0), ("test_fraction", 0.99), ("max_bad", 0),
+    ("step_gamma", 1.0), ("dropout", 0.0), ("workers", 0), ("grad_clip", None), ("patience", None),
+])
+def test_bounds_are_inclusive_where_they_say_so(key, value):
+    cfg = Config()
+    cfg.set(key, value)
+    assert cfg.get(key) == value
+
+
+def test_bounds_on_the_command_line_exit_2_with_the_sentence(capsys, tmp_path):
+    code = main(["train", "--epochs", "0", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err == 'cnnkit: error: Config key "train.epochs" must be at least 1; got 0.\n'
