@@ -16,7 +16,7 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cnnkit.tasks.detection_metrics import STAT_NAMES, DetectionMetric, coco_evaluate
+from cnnkit.tasks.detection_metrics import FP_SCORE, STAT_NAMES, DetectionMetric, coco_evaluate
 
 CLASSES = ["a", "b", "c"]
 
@@ -144,11 +144,14 @@ def test_equals_pycocotools(name, tmp_path):
     for j in range(0, len(targets), 3):  # in batches, as the engine feeds it
         metric.update(preds[j:j + 3], (None, targets[j:j + 3]))
     ours = metric.compute()
-    for key, value in ref.items():
-        assert ours[key] == pytest.approx(value, abs=1e-4), key
+    for key, value in ref.items():  # pycocotools' -1 ("undefined") is None here, never a number
+        assert ours[key] is None if value == -1 else ours[key] == pytest.approx(value, abs=1e-4), key
     for key, value in ref_per_class.items():
-        assert ours["per_class_ap"][key] == pytest.approx(value, abs=1e-4), key
+        assert (ours["per_class_ap"][key] is None if value == -1
+                else ours["per_class_ap"][key] == pytest.approx(value, abs=1e-4)), key
     assert ours["map"] >= 0 or name == "empty_predictions"
+    assert -1 not in [v for v in ours.values() if isinstance(v, float)] + list(ours["per_class_ap"].values())
+    assert "fp_per_image" not in ours and (("note" in ours) == (None in ours.values()))
 
 
 def test_perfect_predictions_score_one():
@@ -159,5 +162,38 @@ def test_perfect_predictions_score_one():
     assert out["map"] == pytest.approx(1.0) and out["map_50"] == pytest.approx(1.0)
 
 
-def test_empty_metric_is_nan():
-    assert np.isnan(DetectionMetric(CLASSES).compute()["map"])
+def test_empty_metric_is_undefined():
+    assert DetectionMetric(CLASSES).compute()["map"] is None
+
+
+def test_split_without_ground_truth_reports_false_positives():
+    """No GT box anywhere: every AP/AR is None (pycocotools says -1), the detections are counted
+    and `fp_per_image` counts those scoring >= FP_SCORE per image."""
+    g = torch.Generator().manual_seed(3)
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}
+    scores = [torch.tensor([0.9, 0.5, 0.49, 0.1]), torch.tensor([0.7]), torch.zeros(0)]
+    preds = [{"boxes": _boxes(g, len(s)), "labels": torch.randint(0, 3, (len(s),), generator=g), "scores": s}
+             for s in scores]
+    metric = DetectionMetric(CLASSES)
+    metric.update(preds, (None, [dict(empty) for _ in preds]))
+    out = metric.compute()
+    assert FP_SCORE == 0.5
+    assert all(out[k] is None for k in STAT_NAMES) and set(out["per_class_ap"].values()) == {None}
+    assert out["detections"] == 5 and out["images"] == 3
+    assert out["fp_per_image"] == pytest.approx(3 / 3)  # 0.9, 0.5 and 0.7
+    assert out["note"] == ("the split has no ground-truth boxes, so AP/AR are undefined; 5 detections on 3 images "
+                           "(3 with score >= 0.5) are all false positives")
+
+
+def test_note_names_undefined_size_ranges_and_classes():
+    """Only small boxes of class a and b: medium/large AP and class c's AP are undefined, and said so."""
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 28.0]])
+    t = [{"boxes": boxes, "labels": torch.tensor([0, 1])}]
+    p = [{"boxes": boxes, "labels": torch.tensor([0, 1]), "scores": torch.tensor([0.9, 0.8])}]
+    metric = DetectionMetric(CLASSES)
+    metric.update(p, (None, t))
+    out = metric.compute()
+    assert out["map"] == pytest.approx(1.0) and out["map_small"] == pytest.approx(1.0)
+    assert out["map_medium"] is None and out["mar_large"] is None and out["per_class_ap"]["c"] is None
+    assert "fp_per_image" not in out
+    assert "medium" in out["note"] and "large" in out["note"] and "class c" in out["note"]

@@ -87,5 +87,14 @@ def test_perfect_and_empty():
     out = m.compute()
     assert out["miou"] == out["dice"] == out["pixel_accuracy"] == 1.0
     assert out["per_class_iou"]["c"] is None
+    assert "c" in out["note"]
     empty = SegmentationMetric(["bg", "a"]).compute()
-    assert np.isnan(empty["miou"]) and np.isnan(empty["pixel_accuracy"])
+    assert empty["miou"] is None and empty["dice"] is None and empty["pixel_accuracy"] is None
+    assert set(empty["per_class_iou"].values()) == {None} and "no pixel" in empty["note"]
+
+
+def test_labels_outside_the_classes_are_left_out():
+    """A target value that is neither a class nor the ignore index (e.g. 7 with 3 classes) counts nowhere."""
+    target = torch.tensor([[[0, 1, 2, 7]]])
+    pred = torch.tensor([[[0, 1, 2, 2]]])
+    assert confusion_matrix(pred, target, 3).tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]

