@@ -17,7 +17,13 @@ class EarlyStopping:
     """Lightning's signature: stop after `patience` evaluations without an improvement of at
     least `min_delta` in `monitor`. Best weights are kept by the trainer regardless (best.pt),
     so stopping never loses them (unlike Keras' restore_best_weights, which only applies when
-    patience fires)."""
+    patience fires).
+
+    An undefined value (None or NaN: e.g. mAP on a split without ground truth) is no value: it
+    is never compared, never the best and does not count towards `patience`. Until some
+    evaluation has a value, each one is reported as the new best (`update` returns True, `best`
+    stays None) so that best.pt holds the latest weights rather than none; the first defined
+    value then replaces it."""
 
     def __init__(self, monitor: str, mode: str = "max", patience: int | None = None, min_delta: float = 0.0):
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
@@ -25,15 +31,24 @@ class EarlyStopping:
         self.best_epoch = -1
         self.bad_evals = 0
 
-    def improved(self, value: float) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+    @staticmethod
+    def defined(value: float | None) -> bool:
+        return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+    def improved(self, value: float | None) -> bool:
+        if not self.defined(value):
             return False
         if self.best is None:
             return True
         return value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record an evaluation; returns True when it is the new best."""
+    def update(self, value: float | None, epoch: int) -> bool:
+        """Record an evaluation; returns True when its weights are the new best (see the class note)."""
+        if not self.defined(value):
+            if self.best is None:  # nothing defined yet: the latest weights stand in
+                self.best_epoch = epoch
+                return True
+            return False
         if self.improved(value):
             self.best, self.best_epoch, self.bad_evals = float(value), epoch, 0
             return True
@@ -52,7 +67,9 @@ class EarlyStopping:
 
 
 class MetricsLog:
-    """metrics.csv (one row per epoch; columns grow as new keys appear) and TensorBoard events."""
+    """metrics.csv (one row per epoch; columns grow as new keys appear) and TensorBoard events.
+
+    An undefined value (None or NaN) is an empty cell and no TensorBoard point: never -1 or "nan"."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.path = run_dir / "metrics.csv"
@@ -68,6 +85,7 @@ class MetricsLog:
                 self._tb = None
 
     def log(self, row: dict[str, Any]) -> None:
+        row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
         self.rows.append(row)
         if not self.enabled:
             return

@@ -13,7 +13,8 @@ def write_report(run_dir: str | Path) -> Path:
     rows = []
     for split in ("test", "val"):
         for k, v in (summary.get(split) or {}).items():
-            rows.append(f"<tr><td>{split}</td><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>")
+            value = "n/a" if v is None else f"{v:.4f}"  # an undefined metric is no number
+            rows.append(f"<tr><td>{split}</td><td>{html.escape(k)}</td><td>{value}</td></tr>")
     facts = {k: summary.get(k) for k in ("task", "data", "model", "best_epoch", "epochs_run", "train_seconds",
                                          "train_images_per_second", "split_sizes", "bad_files")}
     imgs = []
