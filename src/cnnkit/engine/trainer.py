@@ -25,7 +25,7 @@ from cnnkit.data.base import DatasetInfo
 from cnnkit.engine import distributed
 from cnnkit.engine.callbacks import EarlyStopping, EpochProgress, MetricsLog
 from cnnkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from cnnkit.engine.evaluate import evaluate, scalars
+from cnnkit.engine.evaluate import evaluate, fmt, headline_text, scalars
 from cnnkit.engine.optim import build_optimizer, build_scheduler
 from cnnkit.engine.setup import configure_threads, make_run_dir, pick_device, seed_everything
 from cnnkit.errors import CnnkitError
@@ -174,7 +174,7 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run
             row.update({f"val_{k}": v for k, v in scalars(val_metrics).items()})
         row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
         is_best = evaluated and main and stopper.update(val_metrics.get(monitor), epoch)
-        progress.finish(" ".join(f"{k} {v:.4g}" for k, v in row.items()
+        progress.finish(" ".join(f"{k} {fmt(v, '.4g')}" for k, v in row.items()
                                  if k == "train_loss" or k.startswith("val_") and k[4:] in (*task.headline, "loss")))
         if main:
             log.log(row)
@@ -238,8 +238,7 @@ def _finish(task, cfg, bundle, run_dir, device, model, history, train_seconds, s
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(run_dir)
         if not quiet:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in scalars(test_metrics).items() if k in task.headline
-                              or k in ("top5", "map_50", "dice"))
+            shown = headline_text(test_metrics, (*task.headline, "top5", "map_50", "dice"))
             console.print(f"[bold green]done[/] test: {shown}  ({train_seconds:.0f}s training)")
             console.print(f"run directory: {run_dir}  (plots/, report.html, best.pt, metrics.csv)")
     return Run(run_dir, test_metrics, val_metrics, summary)
@@ -254,5 +253,3 @@ def _report_bad_files(info: DatasetInfo, run_dir: Path, console: Console, quiet:
     if not quiet:
         console.print(f"[yellow]skipped {len(info.bad_files)} unreadable file(s)[/]; listed in "
                       f"{run_dir / 'bad_files.json'} (first: {info.bad_files[0].path}: {info.bad_files[0].reason})")
-
-

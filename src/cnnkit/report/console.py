@@ -11,12 +11,18 @@ console = Console()
 
 
 def metrics_table(metrics: dict[str, Any]) -> None:
+    """The scalar metrics, then per-class values; an undefined metric (None) reads "n/a", followed
+    by one line saying why (the metrics' `note`)."""
+    from cnnkit.engine.evaluate import fmt
+
     t = Table(title=f"{metrics.get('data', '')} / {metrics.get('split', '')} ({metrics.get('images', '?')} images)")
     t.add_column("metric")
     t.add_column("value", justify="right")
+    undefined = False
     for k, v in metrics.items():
-        if isinstance(v, float):
-            t.add_row(k, f"{v:.4f}")
+        if isinstance(v, float) or v is None:
+            t.add_row(k, fmt(v))
+            undefined |= v is None
     console.print(t)
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
@@ -27,8 +33,12 @@ def metrics_table(metrics: dict[str, Any]) -> None:
             pc.add_column(col, justify="right")
         for name, vals in per_class.items():
             vals = vals if isinstance(vals, dict) else {"value": vals}
-            pc.add_row(str(name), *[f"{float(v):.4f}" for v in vals.values()])
+            pc.add_row(str(name), *[fmt(None if v is None else float(v)) for v in vals.values()])
+            undefined |= None in vals.values()
         console.print(pc)
+    if undefined:
+        console.print(f"n/a: {metrics.get('note') or 'undefined on this split (nothing to score it on)'}",
+                      highlight=False, soft_wrap=True)
 
 
 def predictions(records: list[dict[str, Any]], save_dir: str | None) -> None:
@@ -43,7 +53,7 @@ def predictions(records: list[dict[str, Any]], save_dir: str | None) -> None:
         else:
             summary = {k: v for k, v in r.items() if k != "file" and not isinstance(v, (list, dict))}
             n = {k: len(v) for k, v in r.items() if isinstance(v, list)}
-            t.add_row(r["file"], json.dumps({**summary, **n}))
+            t.add_row(r["file"], json.dumps({**summary, **n}, ensure_ascii=False))
     console.print(t)
     if save_dir:
         console.print(f"drawings written to {save_dir}")
@@ -89,7 +99,7 @@ def health(report) -> None:
     t.add_column("count")
     t.add_column("value", justify="right")
     for k, v in d["counts"].items():
-        t.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+        t.add_row(k, json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v))
     console.print(t)
     if not d["issues"]:
         console.print("[green]no problems found[/]")
