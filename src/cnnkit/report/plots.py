@@ -27,6 +27,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _note_below(ax, text: str) -> None:
+    """A small line of text under the x-axis label (kept in the PNG by the tight bounding box)."""
+    ax.annotate(text, xy=(0.5, 0), xycoords=ax.xaxis.label, xytext=(0, -6), textcoords="offset points",
+                ha="center", va="top", fontsize=7)
+
+
 _COUNTS = ("images", "detections", "fp_per_image")  # counts, not scores: they would flatten the [0, 1] curves
 
 
@@ -78,8 +84,7 @@ def plot_history(rows: list[dict[str, Any]], out_dir: Path, headline: Sequence[s
         if len(undefined) < len(metric_keys):
             ax.legend()
         if undefined:
-            fig.text(0.01, -0.02, f"undefined at every epoch (n/a, not drawn): {', '.join(undefined)}",
-                     fontsize=7, va="top", wrap=True)
+            _note_below(ax, f"undefined at every epoch (n/a, not drawn): {', '.join(undefined)}")
         paths.append(_save(fig, out_dir / "metrics.png"))
     lr = [(r["epoch"], r["lr"]) for r in rows if "lr" in r]
     if lr:
@@ -119,7 +124,7 @@ def _plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, normaliz
                             color="white" if shown[i, j] > 0.5 else "black")
     note = note_for(classes)
     if note:
-        fig.text(0.01, 0.0, note, fontsize=7, va="top", wrap=True)
+        _note_below(ax, note)
     return _save(fig, path)
 
 
