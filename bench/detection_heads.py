@@ -39,12 +39,10 @@ OUT = Path(__file__).parent / "results" / "detection_heads.json"
 def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
     import torch
 
-    torch.set_num_threads(threads)
     from cnnkit.config import Config
-    from cnnkit.data import build_data
     from cnnkit.engine.evaluate import evaluate, scalars
     from cnnkit.engine.optim import build_optimizer, build_scheduler
-    from cnnkit.tasks import get_task
+    from cnnkit.engine.run import resolve_run
 
     spec, *settings = spec.split("@")
     name, _, backbone = spec.partition(":")
@@ -53,15 +51,11 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
         key, _, value = item.rpartition("=")
         cfg.set(key if key.startswith("model.") else f"train.{key or 'lr'}", value)
     cfg.data.name, cfg.task, cfg.model.name, cfg.train.seed = "digits-detect", "detect", name, seed
+    cfg.train.threads = threads
     if backbone or name != "tinydet":
         cfg.model.kwargs["backbone"] = backbone or "tiny"
-    bundle = build_data(cfg)
-    task = get_task("detect")
-    cfg.fill_defaults(task.defaults(cfg, bundle.info))
-    task.setup(cfg, bundle.info)
-    torch.manual_seed(seed)
-    model = task.build_model(cfg, bundle.info)
-    device = torch.device("cpu")
+    run = resolve_run(cfg, device="cpu")  # seeded with `seed` before the data and the model are built
+    task, bundle, model, device = run.task, run.bundle, run.model, run.device
     loader = task.loader(bundle.train, cfg, bundle.info, train=True)
 
     def batches():

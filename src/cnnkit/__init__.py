@@ -23,15 +23,22 @@ import cnnkit.explain as _explain_package  # noqa: E402,F401
 
 def train(config: str | Path | None = None, quiet: bool = False, **overrides: Any):
     """Train and return a `Run`. Keyword arguments are config keys (`data="digits"`, `epochs=5`,
-    `train__lr=0.1` or `lr=0.1`); `config` is an optional YAML recipe applied first."""
+    `train__lr=0.1` or `lr=0.1`); `config` is an optional YAML recipe applied first.
+
+    With `resume=RUN_DIR` the run continues as recorded: `epochs` larger than recorded extends
+    it; threads, device, workers and log_every may change; any other key (or recipe key) that
+    differs from the run raises `CnnkitError` naming it (see `cnnkit.engine.resume`).
+    """
     from cnnkit.config import Config
+    from cnnkit.engine.resume import given_keys
     from cnnkit.engine.trainer import fit
 
     cfg = Config.load(config) if config else Config()
     aliases = {"data": "data.name", "model": "model.name"}
-    for key, value in overrides.items():
-        cfg.set(aliases.get(key, key.replace("__", ".")), value)
-    return fit(cfg, quiet=quiet)
+    keys = [aliases.get(key, key.replace("__", ".")) for key in overrides]
+    for key, value in zip(keys, overrides.values()):
+        cfg.set(key, value)
+    return fit(cfg, quiet=quiet, given=given_keys(cfg, keys, recipe=config))
 
 
 def evaluate(source: str | Path, data: str | None = None, split: str = "test") -> dict[str, Any]:

@@ -143,9 +143,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     from cnnkit.report import console as show
 
     if args.command == "train":
+        from cnnkit.engine.resume import given_keys
         from cnnkit.engine.trainer import fit
 
-        run = fit(train_config(args), quiet=args.json)
+        cfg = train_config(args)  # the keys the user set: --resume refuses those that differ from the run
+        given = [k for k, v in vars(args).items() if k in cfg.keys() and v is not None]
+        given += [item.split("=", 1)[0] for item in args.set]
+        run = fit(cfg, quiet=args.json, given=given_keys(cfg, given, recipe=args.config))
         if args.json:
             _print_json({"run_dir": str(run.dir), **run.summary["test"], "train_seconds": run.summary["train_seconds"]})
     elif args.command == "eval":

@@ -5,13 +5,16 @@ batches (loss from the Task, backward, clip, optimiser and scheduler step, EMA),
 log a row, write `last.pt` (with the full resume state) and `best.pt` on improvement.
 After the loop: reload the best weights, evaluate on the test split, draw plots and write
 `summary.json` and `report.html`. `--resume RUN_DIR` restores model, optimiser,
-scheduler, EMA, RNG and loop counters from `last.pt` and continues bit-exactly on CPU.
+scheduler, EMA, RNG and loop counters from `last.pt` and continues bit-exactly on CPU
+(what a resumed run may change, and how `--epochs` extends it: engine/resume.py).
+The data, task, defaults and model come from `engine/run.py`, as for every command.
 """
 from __future__ import annotations
 
 import os
 import platform
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +23,16 @@ import torch
 from rich.console import Console
 
 from cnnkit.config import Config
-from cnnkit.data import build_data
 from cnnkit.data.base import DatasetInfo
 from cnnkit.engine import distributed
 from cnnkit.engine.callbacks import EarlyStopping, EpochProgress, MetricsLog
 from cnnkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnkit.engine.evaluate import evaluate, fmt, headline_text, scalars
 from cnnkit.engine.optim import build_optimizer, build_scheduler
-from cnnkit.engine.setup import configure_threads, make_run_dir, pick_device, seed_everything
+from cnnkit.engine.resume import Resume, prepare_resume, restore_schedule
+from cnnkit.engine.run import ResolvedRun, resolve_run
+from cnnkit.engine.setup import make_run_dir
 from cnnkit.errors import CnnkitError
-from cnnkit.tasks import get_task
 
 
 @dataclass
@@ -58,190 +61,214 @@ def checkpoint_meta(task, cfg: Config, info: DatasetInfo, epoch: int, metrics: d
             "metrics": scalars(metrics), "data_name": info.name}
 
 
-def fit(cfg: Config, console: Console | None = None, quiet: bool = False) -> Run:
+def fit(cfg: Config, console: Console | None = None, quiet: bool = False, given: Iterable[str] = ()) -> Run:
+    """Train as `cfg` says and return the `Run`. `given` names the config keys the user set
+    explicitly; with `train.resume` they are checked against the recorded run (engine/resume.py).
+
+    Raises `CnnkitError` for bad data, config or resume flags, and for a loss that is not finite.
+    """
     dist = distributed.setup()
     console = console or Console(stderr=True)
-    main = dist.is_main
-    resume_ckpt = None
-    if cfg.train.resume:
-        resume_ckpt = load_checkpoint(cfg.train.resume, prefer="last.pt")
-        if resume_ckpt.get("state") is None:
-            raise CnnkitError(f"{resume_ckpt['path']} holds no resume state; resume from a run's last.pt.")
-        cfg = Config.from_dict(resume_ckpt["meta"]["config"])
-        cfg.train.resume = str(Path(resume_ckpt["path"]).parent)
-    configure_threads(cfg.train.threads)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = pick_device(cfg.train.device, dist.local_rank)
-
-    bundle = build_data(cfg)
-    info = bundle.info
-    task = get_task(cfg.task or info.task)
-    cfg.task = task.name
-    cfg.fill_defaults(task.defaults(cfg, info))
-    if cfg.model.name and Path(cfg.model.name).suffix in (".yaml", ".yml", ".json"):
-        from cnnkit.models import resolve_spec
-
-        cfg.model.name, spec_kwargs = resolve_spec(cfg.model.name)
-        cfg.model.kwargs = {**spec_kwargs, **cfg.model.kwargs}
-    task.setup(cfg, info)
-
-    run_dir = Path(cfg.train.resume) if resume_ckpt else make_run_dir(cfg, main)
+    resume = prepare_resume(cfg, given) if cfg.train.resume else None
+    run = resolve_run(resume.cfg if resume else cfg, local_rank=dist.local_rank)
+    run_dir = resume.dir if resume else make_run_dir(run.cfg, dist.is_main)
     run_dir = distributed.broadcast_object(run_dir, dist)  # runs/<name>-N is numbered by rank 0 alone
-    cfg.train.out = str(run_dir)
-    if main:
-        cfg.save(run_dir / "config.yaml")
-        _report_bad_files(info, run_dir, console, quiet)
+    run.cfg.train.out = str(run_dir)
+    if dist.is_main:
+        run.cfg.save(run_dir / "config.yaml")
+        _report_bad_files(run.info, run_dir, console, quiet)
+    training = Training(run, run_dir, dist, console, quiet, resume)
+    for epoch in range(training.start_epoch, run.cfg.train.epochs):
+        if training.run_epoch(epoch):
+            break
+    return training.finish()
 
-    model = task.build_model(cfg, info).to(device)
-    train_loader = task.loader(bundle.train, cfg, info, train=True)
-    val_loader = task.loader(bundle.val, cfg, info, train=False)
-    steps = len(train_loader)
-    if steps == 0:
-        raise CnnkitError(f"The training split of {info.name} is smaller than one batch "
-                          f"({len(bundle.train)} < train.batch_size={cfg.train.batch_size}).")
-    optimizer = build_optimizer(model, cfg.train)
-    scheduler = build_scheduler(optimizer, cfg.train, steps)
-    ema = None
-    if cfg.train.ema:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
-    monitor, mode = task.monitor
-    stopper = EarlyStopping(monitor, mode, cfg.train.patience)
-    log = MetricsLog(run_dir, enabled=main)
-    start_epoch, train_seconds = 0, 0.0
-    if resume_ckpt:
-        st = resume_ckpt["state"]
-        model.load_state_dict(resume_ckpt["model"])
-        optimizer.load_state_dict(st["optimizer"])
-        scheduler.load_state_dict(st["scheduler"])
-        if ema is not None and st.get("ema") is not None:
-            ema.load_state_dict(st["ema"])
-        stopper.load_state_dict(st["stopper"])
-        log.rows = list(st["history"])
-        start_epoch, train_seconds = st["epoch"] + 1, st["train_seconds"]
+
+class Training:
+    """One run's moving parts between epochs (loaders, optimiser, schedule, EMA, early stopping,
+    log) and the three steps of `fit`: restore, run an epoch, finish."""
+
+    def __init__(self, run: ResolvedRun, run_dir: Path, dist: distributed.DistInfo, console: Console,
+                 quiet: bool, resume: Resume | None = None):
+        self.run, self.run_dir, self.dist, self.console, self.quiet = run, run_dir, dist, console, quiet
+        self.cfg, self.task, self.model, self.device = run.cfg, run.task, run.model, run.device
+        self.main = dist.is_main
+        cfg, task, bundle = run.cfg, run.task, run.bundle
+        self.train_loader = task.loader(bundle.train, cfg, run.info, train=True)
+        self.val_loader = task.loader(bundle.val, cfg, run.info, train=False)
+        self.steps = len(self.train_loader)
+        if self.steps == 0:
+            raise CnnkitError(f"The training split of {run.info.name} is smaller than one batch "
+                              f"({len(bundle.train)} < train.batch_size={cfg.train.batch_size}).")
+        self.optimizer = build_optimizer(self.model, cfg.train)
+        self.scheduler = build_scheduler(self.optimizer, cfg.train, self.steps)
+        self.ema = None
+        if cfg.train.ema:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema_decay),
+                use_buffers=True)
+        self.monitor = task.monitor[0]
+        self.stopper = EarlyStopping(self.monitor, task.monitor[1], cfg.train.patience)
+        self.log = MetricsLog(run_dir, enabled=self.main)
+        self.start_epoch, self.train_seconds = 0, 0.0
+        if resume:
+            self._restore(resume)
+        self.train_model = self.model
+        if dist.enabled:
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.progress = EpochProgress(enabled=self.main and not quiet, console=console)
+        self.eval_model = self.ema.module if self.ema is not None else self.model
+        self.val_metrics: dict[str, Any] = {}
+
+    @property
+    def amp(self) -> bool:
+        return self.cfg.train.amp and self.device.type == "cuda"
+
+    def _restore(self, resume: Resume) -> None:
+        """Weights, optimiser, schedule, EMA, early stopping, history, RNG and counters from last.pt."""
+        st = resume.checkpoint["state"]
+        self.model.load_state_dict(resume.checkpoint["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        extended = restore_schedule(self.scheduler, resume)
+        if self.ema is not None and st.get("ema") is not None:
+            self.ema.load_state_dict(st["ema"])
+        self.stopper.load_state_dict(st["stopper"])
+        self.log.rows = list(st["history"])
+        self.start_epoch, self.train_seconds = resume.start_epoch, st["train_seconds"]
         set_rng_state(st["rng"])
-        if not quiet and main:
-            console.print(f"[bold]resuming[/] {run_dir} at epoch {start_epoch + 1}/{cfg.train.epochs}"
-                          if start_epoch < cfg.train.epochs else f"{run_dir} had already finished; re-testing best.pt")
-    train_model = model
-    if dist.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp and device.type == "cuda")
-    progress = EpochProgress(enabled=main and not quiet, console=console)
-    eval_model = ema.module if ema is not None else model
-    val_metrics: dict[str, Any] = {}
+        if self.quiet or not self.main:
+            return
+        epochs = self.cfg.train.epochs
+        if extended:
+            self.console.print(extended, soft_wrap=True, highlight=False)
+        if self.start_epoch < epochs:
+            self.console.print(f"[bold]resuming[/] {self.run_dir} at epoch {self.start_epoch + 1}/{epochs}")
+        else:
+            early = f" (stopped early at epoch {st['epoch'] + 1})" if resume.stopped_early else ""
+            self.console.print(f"{self.run_dir} had already finished{early}; re-testing best.pt")
 
-    for epoch in range(start_epoch, cfg.train.epochs):
+    def run_epoch(self, epoch: int) -> bool:
+        """Train one epoch, validate, log and checkpoint; True when early stopping says stop."""
         t0 = time.perf_counter()
-        train_loader.set_epoch(epoch)
-        train_model.train()
-        progress.start(epoch, cfg.train.epochs, steps)
+        row = self._train_steps(epoch)
+        self.train_seconds += time.perf_counter() - t0
+        cfg, task, main = self.cfg.train, self.task, self.main
+        evaluated = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+        if evaluated and main:
+            self.val_metrics = evaluate(self.eval_model, self.val_loader, task, self.device)
+            row.update({f"val_{k}": v for k, v in scalars(self.val_metrics).items()})
+        row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
+        is_best = evaluated and main and self.stopper.update(self.val_metrics.get(self.monitor), epoch)
+        self.progress.finish(" ".join(f"{k} {fmt(v, '.4g')}" for k, v in row.items() if k == "train_loss" or
+                                      k.startswith("val_") and k[4:] in (*task.headline, "loss")))
+        if main:
+            self.log.log(row)
+            meta = checkpoint_meta(task, self.cfg, self.run.info, epoch + 1, self.val_metrics)
+            if is_best:
+                save_checkpoint(self.run_dir / "best.pt", self.eval_model.state_dict(), meta)
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "ema": self.ema.state_dict() if self.ema is not None else None,
+                     "stopper": self.stopper.state_dict(), "history": self.log.rows, "epoch": epoch,
+                     "train_seconds": self.train_seconds, "rng": rng_state()}
+            save_checkpoint(self.run_dir / "last.pt", self.model.state_dict(), meta, state)
+        stop = distributed.broadcast_flag(self.stopper.should_stop, self.dist, self.device)
+        if stop and not self.quiet and main:
+            self.console.print(f"early stop: no {self.monitor} improvement for {cfg.patience} evaluations; "
+                               f"best was epoch {self.stopper.best_epoch + 1} ({self.monitor} {self.stopper.best:.4g})")
+        return stop
+
+    def _train_steps(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training split; returns the epoch's row (lr, mean loss and its parts)."""
+        cfg, task, device, steps = self.cfg.train, self.task, self.device, self.steps
+        self.train_loader.set_epoch(epoch)
+        self.train_model.train()
+        self.progress.start(epoch, cfg.epochs, steps)
         loss_sum, parts_sum, n_seen = 0.0, {}, 0
-        for step, batch in enumerate(train_loader):
+        for step, batch in enumerate(self.train_loader):
             batch = task.to_device(batch, device)
-            with torch.autocast(device.type, enabled=cfg.train.amp and device.type == "cuda"):
-                loss, parts = task.loss(train_model, batch)
+            with torch.autocast(device.type, enabled=self.amp):
+                loss, parts = task.loss(self.train_model, batch)
             if not torch.isfinite(loss):
                 raise CnnkitError(
                     f"The loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: training stopped; "
-                    f"{run_dir / 'last.pt'} keeps the last good epoch. Try a lower --lr or --set grad_clip=1.0.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.train.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
+                    f"{self.run_dir / 'last.pt'} keeps the last good epoch. Try a lower --lr or --set grad_clip=1.0.")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             n = task.batch_size_of(batch)
             loss_sum += float(loss.detach()) * n
             n_seen += n
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + float(v) * n
-            show = step % cfg.train.log_every == 0 or step == steps - 1
-            progress.step(n, {"loss": loss_sum / n_seen, "lr": scheduler.get_last_lr()[0]} if show else None)
-        train_seconds += time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+            show = step % cfg.log_every == 0 or step == steps - 1
+            self.progress.step(n, {"loss": loss_sum / n_seen, "lr": self.scheduler.get_last_lr()[0]} if show else None)
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.scheduler.get_last_lr()[0],
                                "train_loss": loss_sum / max(1, n_seen)}
         row.update({f"train_{k}": v / max(1, n_seen) for k, v in parts_sum.items()})
-        last_epoch = epoch == cfg.train.epochs - 1
-        evaluated = (epoch + 1) % cfg.train.eval_every == 0 or last_epoch
-        if evaluated and main:
-            val_metrics = evaluate(eval_model, val_loader, task, device)
-            row.update({f"val_{k}": v for k, v in scalars(val_metrics).items()})
-        row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
-        is_best = evaluated and main and stopper.update(val_metrics.get(monitor), epoch)
-        progress.finish(" ".join(f"{k} {fmt(v, '.4g')}" for k, v in row.items()
-                                 if k == "train_loss" or k.startswith("val_") and k[4:] in (*task.headline, "loss")))
-        if main:
-            log.log(row)
-            meta = checkpoint_meta(task, cfg, info, epoch + 1, val_metrics)
-            if is_best:
-                save_checkpoint(run_dir / "best.pt", eval_model.state_dict(), meta)
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "ema": ema.state_dict() if ema is not None else None, "stopper": stopper.state_dict(),
-                     "history": log.rows, "epoch": epoch, "train_seconds": train_seconds, "rng": rng_state()}
-            save_checkpoint(run_dir / "last.pt", model.state_dict(), meta, state)
-        if distributed.broadcast_flag(stopper.should_stop, dist, device):
-            if not quiet and main:
-                console.print(f"early stop: no {monitor} improvement for {cfg.train.patience} evaluations; "
-                              f"best was epoch {stopper.best_epoch + 1} ({monitor} {stopper.best:.4g})")
-            break
-    log.close()
-    streamed_bad = [b for b in getattr(train_loader, "bad_files", []) if b not in info.bad_files]
-    if streamed_bad and main:  # files that only failed when a worker decoded them
-        info.bad_files.extend(streamed_bad)
-        _report_bad_files(info, run_dir, console, quiet)
-    distributed.barrier(dist)
-    if not main:  # rank 0 tests, plots and writes the summary; the others are done
-        distributed.teardown(dist)
-        return Run(run_dir, {}, {}, {})
-    result = _finish(task, cfg, bundle, run_dir, device, eval_model, log.rows, train_seconds, stopper, main,
-                     console, quiet)
-    distributed.teardown(dist)
-    return result
+        return row
 
+    def finish(self) -> Run:
+        """Close the log, report late bad files; rank 0 tests best.pt, plots and writes the summary."""
+        self.log.close()
+        info, main = self.run.info, self.main
+        streamed_bad = [b for b in getattr(self.train_loader, "bad_files", []) if b not in info.bad_files]
+        if streamed_bad and main:  # files that only failed when a worker decoded them
+            info.bad_files.extend(streamed_bad)
+            _report_bad_files(info, self.run_dir, self.console, self.quiet)
+        distributed.barrier(self.dist)
+        result = self._test_and_report() if main else Run(self.run_dir, {}, {}, {})
+        distributed.teardown(self.dist)
+        return result
 
-def _finish(task, cfg, bundle, run_dir, device, model, history, train_seconds, stopper, main, console, quiet) -> Run:
-    best = load_checkpoint(run_dir / "best.pt")
-    model.load_state_dict(best["model"])
-    test_loader = task.loader(bundle.test, cfg, bundle.info, train=False)
-    t0 = time.perf_counter()
-    test_metrics = evaluate(model, test_loader, task, device) if len(bundle.test) else {}
-    eval_seconds = time.perf_counter() - t0
-    val_metrics = best["meta"]["metrics"]
-    n_train_images = len(history) * len(bundle.train)
-    summary = {
-        "run_dir": str(run_dir), "task": task.name, "data": bundle.info.name, "model": cfg.model.name,
-        "test": scalars(test_metrics), "val": val_metrics, "best_epoch": stopper.best_epoch + 1,
-        "epochs_run": len(history), "train_seconds": round(train_seconds, 2),
-        "train_images_per_second": round(n_train_images / max(1e-9, train_seconds), 1),
-        "test_seconds": round(eval_seconds, 2), "split_sizes": {s: len(bundle.split(s)) for s in ("train", "val", "test")},
-        "bad_files": len(bundle.info.bad_files),
-        "environment": {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-                        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
-                        "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
-    }
-    if main:
+    def _test_and_report(self) -> Run:
         import json
 
         from cnnkit.report.html import write_report
         from cnnkit.report.plots import plot_history
 
+        task, cfg, bundle, run_dir, device, model = (self.task, self.cfg, self.run.bundle, self.run_dir,
+                                                     self.device, self.eval_model)
+        history, train_seconds = self.log.rows, self.train_seconds
+        best = load_checkpoint(run_dir / "best.pt")
+        model.load_state_dict(best["model"])
+        test_loader = task.loader(bundle.test, cfg, bundle.info, train=False)
+        t0 = time.perf_counter()
+        test_metrics = evaluate(model, test_loader, task, device) if len(bundle.test) else {}
+        eval_seconds = time.perf_counter() - t0
+        val_metrics = best["meta"]["metrics"]
+        n_train_images = len(history) * len(bundle.train)
+        summary = {
+            "run_dir": str(run_dir), "task": task.name, "data": bundle.info.name, "model": cfg.model.name,
+            "test": scalars(test_metrics), "val": val_metrics, "best_epoch": self.stopper.best_epoch + 1,
+            "epochs_run": len(history), "train_seconds": round(train_seconds, 2),
+            "train_images_per_second": round(n_train_images / max(1e-9, train_seconds), 1),
+            "test_seconds": round(eval_seconds, 2),
+            "split_sizes": {s: len(bundle.split(s)) for s in ("train", "val", "test")},
+            "bad_files": len(bundle.info.bad_files),
+            "environment": {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+                            "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+                            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()},
+        }
         plot_history(history, run_dir / "plots", task.headline)
         task.plots(run_dir, model, bundle, device, test_metrics)
         (run_dir / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2, default=float))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(run_dir)
-        if not quiet:
+        if not self.quiet:
             shown = headline_text(test_metrics, (*task.headline, "top5", "map_50", "dice"))
-            console.print(f"[bold green]done[/] test: {shown}  ({train_seconds:.0f}s training)")
-            console.print(f"run directory: {run_dir}  (plots/, report.html, best.pt, metrics.csv)")
-    return Run(run_dir, test_metrics, val_metrics, summary)
+            self.console.print(f"[bold green]done[/] test: {shown}  ({train_seconds:.0f}s training)")
+            self.console.print(f"run directory: {run_dir}  (plots/, report.html, best.pt, metrics.csv)")
+        return Run(run_dir, test_metrics, val_metrics, summary)
 
 
 def _report_bad_files(info: DatasetInfo, run_dir: Path, console: Console, quiet: bool) -> None:
@@ -253,3 +280,5 @@ def _report_bad_files(info: DatasetInfo, run_dir: Path, console: Console, quiet:
     if not quiet:
         console.print(f"[yellow]skipped {len(info.bad_files)} unreadable file(s)[/]; listed in "
                       f"{run_dir / 'bad_files.json'} (first: {info.bad_files[0].path}: {info.bad_files[0].reason})")
+
+

@@ -71,21 +71,16 @@ def model_list(rows: list[dict[str, Any]]) -> None:
 
 def model_info(name: str, data: str, image_size: int | None, as_json: bool) -> None:
     from cnnkit.config import Config
-    from cnnkit.data import build_data
+    from cnnkit.engine.run import resolve_run
     from cnnkit.models import layer_table, render_table
-    from cnnkit.tasks import get_task
 
     cfg = Config()
     cfg.data.name, cfg.model.name = data, name
     if image_size:
         cfg.data.image_size = image_size
-    info = build_data(cfg).info
-    task = get_task(info.task)
-    cfg.fill_defaults(task.defaults(cfg, info))
-    task.setup(cfg, info)
-    model = task.build_model(cfg, info)
-    size = cfg.data.image_size
-    table = layer_table(model, (1, info.channels, size, size))
+    run = resolve_run(cfg, device="cpu")
+    info, size = run.info, cfg.data.image_size
+    table = layer_table(run.model, (1, info.channels, size, size))
     if as_json:
         print(json.dumps(table, indent=2, default=str))
         return

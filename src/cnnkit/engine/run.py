@@ -1,0 +1,86 @@
+"""Resolve a run once: a `Config` or a checkpoint -> task, resolved config, data, model, device.
+
+Every command starts here. `train`, `info` and the bench scripts resolve a `Config`:
+data -> task (given, else the data's) -> the task's defaults for that data -> a layer-list
+file read into plain model kwargs -> `task.setup` -> a freshly built model, seeded first so
+the same seed gives the same weights. `eval`, `predict`, `explain`, `export` and `serve`
+resolve a checkpoint: its own meta says the task, config, classes and input spec, so no
+data is read, and the model is built and given the checkpoint's weights in eval mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnkit.config import Config
+from cnnkit.data.base import DataBundle, DatasetInfo
+from cnnkit.engine.checkpoint import load_checkpoint
+from cnnkit.engine.setup import configure_threads, pick_device, seed_everything
+from cnnkit.tasks import get_task
+from cnnkit.tasks.base import Task
+
+
+@dataclass
+class ResolvedRun:
+    """What a command needs before it does its own job."""
+
+    cfg: Config  # every None resolved to the task's default for the data
+    task: Task  # set up with `cfg` and `info`
+    info: DatasetInfo  # classes, channels, image size (from the data, or from the checkpoint's meta)
+    model: nn.Module  # on `device`; in eval mode with the checkpoint's weights when resolved from one
+    device: torch.device
+    bundle: DataBundle | None = None  # the three splits; None when resolved from a checkpoint
+    checkpoint: dict[str, Any] | None = None  # the loaded checkpoint ("model", "meta", "state", "path")
+
+
+def resolve_run(source: Config | dict[str, Any] | str | Path, device: str | None = None,
+                local_rank: int = 0) -> ResolvedRun:
+    """A `Config` (training side), a loaded checkpoint dict, or a run directory / `.pt` path
+    (its best.pt) -> `ResolvedRun`. `device` defaults to the config's `train.device`;
+    `local_rank` picks the GPU under torchrun. A `Config` is resolved in place (and kept).
+
+    Raises `CnnkitError` for unreadable data or checkpoints, unknown tasks, models or devices.
+    """
+    if isinstance(source, Config):
+        return _from_config(source, device, local_rank)
+    ckpt = source if isinstance(source, dict) else load_checkpoint(source)
+    return _from_checkpoint(ckpt, device, local_rank)
+
+
+def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRun:
+    from cnnkit.data import build_data
+    from cnnkit.models import resolve_spec
+
+    configure_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    dev = pick_device(device or cfg.train.device, local_rank)
+    bundle = build_data(cfg)
+    task = get_task(cfg.task or bundle.info.task)
+    cfg.task = task.name
+    cfg.fill_defaults(task.defaults(cfg, bundle.info))
+    if cfg.model.name:  # a layer-list file becomes ("spec", {"layers": [...]}), storable in a checkpoint
+        cfg.model.name, spec_kwargs = resolve_spec(cfg.model.name)
+        cfg.model.kwargs = {**spec_kwargs, **cfg.model.kwargs}
+    task.setup(cfg, bundle.info)
+    model = task.build_model(cfg, bundle.info).to(dev)
+    return ResolvedRun(cfg, task, bundle.info, model, dev, bundle=bundle)
+
+
+def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) -> ResolvedRun:
+    meta = ckpt["meta"]
+    cfg = Config.from_dict(meta["config"])
+    info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
+                       image_size=meta["image_size"], name=meta.get("data_name", ""))
+    info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std") if k in meta["preprocess"]})
+    task = get_task(meta["task"])
+    task.setup(cfg, info)
+    configure_threads(cfg.train.threads)
+    dev = pick_device(device or cfg.train.device, local_rank)
+    model = task.build_model(cfg, info)
+    model.load_state_dict(ckpt["model"])
+    model.to(dev).eval()
+    return ResolvedRun(cfg, task, info, model, dev, checkpoint=ckpt)
