@@ -13,29 +13,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnkit.config import Config
 from cnnkit.data.base import DatasetInfo
 from cnnkit.engine.checkpoint import load_checkpoint
-from cnnkit.engine.setup import configure_threads, pick_device
+from cnnkit.engine.run import resolve_run
 from cnnkit.errors import CnnkitError
-from cnnkit.tasks import get_task
 
 
 class Predictor:
     def __init__(self, ckpt: dict[str, Any], device: str = "auto"):
-        meta = ckpt["meta"]
-        self.meta, self.path = meta, ckpt["path"]
-        self.cfg = Config.from_dict(meta["config"])
-        self.info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
-                                image_size=meta["image_size"], name=meta.get("data_name", ""))
-        self.info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std") if k in meta["preprocess"]})
-        self.task = get_task(meta["task"])
-        self.task.setup(self.cfg, self.info)
-        configure_threads(self.cfg.train.threads)
-        self.device = pick_device(device)
-        self.model = self.task.build_model(self.cfg, self.info)
-        self.model.load_state_dict(ckpt["model"])
-        self.model.to(self.device).eval()
+        run = resolve_run(ckpt, device=device)
+        self.meta, self.path = ckpt["meta"], ckpt["path"]
+        self.cfg, self.info, self.task, self.device, self.model = run.cfg, run.info, run.task, run.device, run.model
 
     @property
     def classes(self) -> list[str]:
@@ -56,17 +44,19 @@ class Predictor:
                               f"{self.info.classes[:6]}...; evaluate on data with the same class list.")
 
     def predict(self, inputs, save_dir: str | Path | None = None, **options) -> list[dict[str, Any]]:
-        """Paths / globs / folders, or images (uint8 tensors C x H x W, PIL images, H x W [x C] arrays)."""
+        """Paths / globs / folders and images (uint8 tensors C x H x W, PIL images, H x W [x C] arrays),
+        mixed in one list if need be: one record per file or image, in input order (folders and globs
+        expand in place; an image's record says `"file": "<image i>"`, i its position in `inputs`)."""
         items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        if all(isinstance(i, (str, Path)) for i in items):
-            return self.task.predict_files(self.model, self.meta, expand_inputs(items),
-                                           Path(save_dir) if save_dir else None, **options)
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = [_write_png(img, Path(tmp) / f"image_{i:05d}.png") for i, img in enumerate(items)]
+        with tempfile.TemporaryDirectory() as tmp:  # in-memory images become PNG files, named <image i> after
+            written = {_write_png(img, Path(tmp) / f"image_{i:05d}.png"): f"<image {i}>"
+                       for i, img in enumerate(items) if not isinstance(img, (str, Path))}
+            names = iter(written)
+            paths = expand_inputs([item if isinstance(item, (str, Path)) else next(names) for item in items])
             records = self.task.predict_files(self.model, self.meta, paths, Path(save_dir) if save_dir else None,
                                               **options)
-        for i, r in enumerate(records):
-            r["file"] = f"<image {i}>"
+        for r in records:
+            r["file"] = written.get(r["file"], r["file"])
         return records
 
 
