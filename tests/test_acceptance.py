@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkit.data.builtin import DEBIAN_FASHION
+from cnnkit.data.builtin.classification import DEBIAN_FASHION
 
 
 def _cli(*args, timeout):

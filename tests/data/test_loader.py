@@ -1,9 +1,11 @@
-"""Classification loaders: epoch-determined order, shards, augmentation, bad files while streaming."""
+"""EpochOrder shared by every loader; classification loaders: order, shards, augmentation, bad files."""
 import torch
 from PIL import Image
 
 from cnnkit.data.base import FileSplit, TensorSplit
-from cnnkit.data.loader import classification_loader
+from cnnkit.data.detection import DetectionLoader, DetectionSplit
+from cnnkit.data.loader import EpochOrder, classification_loader
+from cnnkit.data.segmentation import SegLoader, SegSplit
 from cnnkit.data.transforms import BatchAugment, to_model_input
 
 PRE = {"size": [8, 8], "mean": [0.5], "std": [0.25], "channels": 1}
@@ -80,3 +82,23 @@ def test_streaming_skips_and_reports_a_bad_file(tmp_path):
     assert [b.path for b in loader.bad_files] == [str(tmp_path / "3.png")]
     expected = to_model_input(torch.full((1, 1, 8, 8), 80, dtype=torch.uint8), PRE)
     assert torch.allclose(xs[2], expected[0])
+
+
+def test_detection_and_segmentation_loaders_take_the_epoch_order(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    n, seed, epoch = 21, 3, 2
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    want = perm[:20][1::2][:8].tolist()  # rank 1 of 2, tail dropped; two full batches of 4, the short one dropped
+    ref = EpochOrder(n, 4, shuffle=True, seed=seed, drop_last=True)
+    ref.set_epoch(epoch)
+    assert torch.cat(ref.batches()).tolist() == want and len(ref) == 2
+    det = DetectionLoader(DetectionSplit(torch.zeros(n, 1, 4, 4, dtype=torch.uint8), [torch.zeros(0, 4)] * n,
+                                         [torch.zeros(0, dtype=torch.int64)] * n), 4, train=True, seed=seed)
+    seg = SegLoader(SegSplit(torch.zeros(n, 1, 4, 4, dtype=torch.uint8),
+                             torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 4, 4).clone()),
+                    PRE | {"size": [4, 4]}, 4, train=True, seed=seed)
+    det.set_epoch(epoch)
+    seg.set_epoch(epoch)
+    assert [int(t["image_id"]) for _, targets in det for t in targets] == want and len(det) == 2
+    assert [int(m[0, 0]) for _, masks in seg for m in masks] == want and len(seg) == 2

@@ -1,12 +1,13 @@
-"""stratified_split / carve_missing determinism and stratification; check_bad_files thresholds."""
+"""stratified_split / carve_missing / carve_splits determinism and stratification; check_bad_files thresholds."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
-from cnnkit.data.splits import carve_missing, check_bad_files, stratified_split
+from cnnkit.data.splits import carve_missing, carve_splits, check_bad_files, stratified_split
 from cnnkit.errors import CnnkitError
 
 LABELS = np.repeat(np.arange(4), [100, 40, 3, 2])
@@ -50,6 +51,32 @@ def test_carve_missing_only_carves_what_is_missing():
     assert len(te) == 0 and len(va) > 0
     tr, va, te = carve_missing(LABELS, cfg, have_val=True, have_test=True)
     assert len(tr) == len(LABELS)
+
+
+def test_carve_by_size_is_the_seeded_permutation():
+    cfg = Config()
+    cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed = 0.1, 0.2, 7
+    tr, va, te = carve_missing(50, cfg, have_val=False, have_test=False)
+    order = torch.randperm(50, generator=torch.Generator().manual_seed(7)).tolist()
+    assert va.tolist() == order[:5] and te.tolist() == order[5:15] and tr.tolist() == sorted(order[15:])
+    tr, va, te = carve_missing(50, cfg, have_val=True, have_test=False)  # test takes the first draws
+    assert len(va) == 0 and te.tolist() == order[:10] and tr.tolist() == sorted(order[10:])
+    with pytest.raises(CnnkitError, match="fraction"):
+        cfg.data.val_fraction = 0.9
+        carve_missing(50, cfg, have_val=False, have_test=False)
+
+
+def test_carve_splits_keeps_given_subsets_and_carves_the_rest():
+    cfg = Config()
+    cfg.data.val_fraction, cfg.data.test_fraction = 0.2, 0.2
+    pool, given_val = list(range(100, 120)), ["v"]
+
+    def take(split, idx):
+        return [split[i] for i in idx]
+
+    tr, va, te = carve_splits(pool, {"val": given_val}, cfg, take)
+    assert va is given_val and len(te) == 4 and sorted(tr + te) == pool
+    assert carve_splits(pool, {"val": given_val, "test": ["t"]}, cfg, take) == (pool, given_val, ["t"])
 
 
 def bad(n):

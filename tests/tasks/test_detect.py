@@ -9,7 +9,7 @@ from PIL import Image
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.data.canvas import digit_canvases
+from cnnkit.data.builtin.canvas import digit_canvases
 from cnnkit.data.detection import apply_transform, detection_transform
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task

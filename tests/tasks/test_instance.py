@@ -13,7 +13,7 @@ from pycocotools.cocoeval import COCOeval
 
 from cnnkit.config import Config
 from cnnkit.data.base import DatasetInfo
-from cnnkit.data.canvas import make_canvases
+from cnnkit.data.builtin.canvas import make_canvases
 from cnnkit.tasks import get_task
 from cnnkit.tasks.instance import InstanceMetric
 

@@ -175,7 +175,7 @@ def test_predict_files_writes_mask_overlay_and_pixel_counts(tmp_path):
 
 
 def test_detection_data_with_instance_masks_becomes_class_masks():
-    from cnnkit.data.canvas import make_canvases
+    from cnnkit.data.builtin.canvas import make_canvases
 
     digits = torch.zeros((10, 1, 8, 8), dtype=torch.uint8)
     digits[:, :, 1:7, 2:6] = 255

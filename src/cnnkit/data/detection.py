@@ -28,10 +28,10 @@ from torchvision.transforms import v2
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.decode import BadImage, read_image
-from cnnkit.data.loader import shard, shard_order, sharded_count
-from cnnkit.errors import CnnkitError, did_you_mean
-
-AUGMENT_PRESETS = ("none", "light", "strong")
+from cnnkit.data.loader import EpochOrder, collate_usable, usable_batches
+from cnnkit.data.splits import carve_splits
+from cnnkit.data.transforms import check_preset
+from cnnkit.errors import CnnkitError
 
 
 @dataclass
@@ -136,6 +136,17 @@ def unique_names(split: DetectionSplit, prefix: str = "") -> list[str]:
     return out
 
 
+def box_splits(bundle, fmt: str) -> Iterator[tuple[str, DetectionSplit]]:
+    """(name, split) of each non-empty split of `bundle` for the `fmt` writer; CnnkitError naming the set
+    when a split holds no boxes (classification or plain segmentation data)."""
+    for s in ("train", "val", "test"):
+        split = bundle.split(s)
+        if not isinstance(split, DetectionSplit):
+            raise CnnkitError(f"{bundle.info.name} is not a detection dataset; {fmt} output needs boxes.")
+        if len(split):
+            yield s, split
+
+
 def save_image(split: DetectionSplit, i: int, dest: str | os.PathLike) -> None:
     """Write image i to `dest`: files are copied byte for byte, in-memory images become PNG."""
     import shutil
@@ -153,7 +164,7 @@ def save_image(split: DetectionSplit, i: int, dest: str | os.PathLike) -> None:
 
 # ---- splits ------------------------------------------------------------------------------
 def complete_splits(splits: dict[str, DetectionSplit], cfg: Config, source: str):
-    """train/val/test from the subsets a dataset names; missing ones are carved out of train by seed."""
+    """train/val/test from the subsets a dataset names; missing ones are carved out of train (`carve_splits`)."""
     if not splits:
         raise CnnkitError(f"{source} holds no images with annotations.")
     if "train" not in splits:
@@ -161,19 +172,7 @@ def complete_splits(splits: dict[str, DetectionSplit], cfg: Config, source: str)
             raise CnnkitError(f"{source} has {' and '.join(sorted(splits))} subsets but no train subset; "
                               "name one of them train.")
         splits = {"train": next(iter(splits.values()))}
-    train = splits["train"]
-    fractions = {"val": cfg.data.val_fraction, "test": cfg.data.test_fraction}
-    missing = [s for s in ("val", "test") if s not in splits]
-    if missing:
-        g = torch.Generator().manual_seed(cfg.data.split_seed)
-        order = torch.randperm(len(train), generator=g).tolist()
-        taken = 0
-        for s in missing:
-            n = round(len(train) * fractions[s])
-            splits[s] = train.subset(order[taken:taken + n])
-            taken += n
-        train = train.subset(sorted(order[taken:]))
-    return train, splits["val"], splits["test"]
+    return carve_splits(splits["train"], splits, cfg, DetectionSplit.subset)
 
 
 # ---- augmentation ------------------------------------------------------------------------
@@ -186,9 +185,7 @@ def detection_transform(augment: str, hflip: bool, size: int, channels: int) -> 
     distortion. SanitizeBoundingBoxes drops boxes the crop made (nearly) empty, with their
     labels and masks.
     """
-    if augment not in AUGMENT_PRESETS:
-        raise CnnkitError(f'Unknown augmentation preset "{augment}" (data.augment).'
-                          f"{did_you_mean(augment, AUGMENT_PRESETS)} Use one of {', '.join(AUGMENT_PRESETS)}.")
+    check_preset(augment, "data.augment")
     if augment == "none":
         return None
     strong = augment == "strong"
@@ -225,7 +222,7 @@ def apply_transform(transform: v2.Transform | None, image: torch.Tensor, target:
 
 # ---- loading -----------------------------------------------------------------------------
 class _Samples(Dataset):
-    """Index -> (image, target) or a BadFile; also used by DataLoader workers."""
+    """(index, augmentation seed) -> (image, target, None), or (None, None, BadFile); also used by workers."""
 
     def __init__(self, split: DetectionSplit, transform, masks: bool, drop_crowd: bool):
         self.split, self.transform, self.masks, self.drop_crowd = split, transform, masks, drop_crowd
@@ -238,7 +235,7 @@ class _Samples(Dataset):
         try:
             image = self.split.image(i)
         except BadImage as e:
-            return BadFile(self.split.name(i), e.reason)
+            return None, None, BadFile(self.split.name(i), e.reason)
         target = self.split.target(i, masks=self.masks)
         if self.drop_crowd and target["iscrowd"].any():
             keep = target["iscrowd"] == 0
@@ -247,15 +244,14 @@ class _Samples(Dataset):
             torch.manual_seed(seed)
             image, target = apply_transform(self.transform, image, target)
         target["image_id"] = torch.tensor(i)
-        return image, target
+        return image, target, None
 
 
-def collate(items: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]], list[BadFile]]:
-    good = [x for x in items if not isinstance(x, BadFile)]
-    return [g[0] for g in good], [g[1] for g in good], [x for x in items if isinstance(x, BadFile)]
+def _collate(items: list) -> tuple[list | None, list[BadFile]]:
+    return collate_usable(items, stack=False)  # images differ in size: lists, not stacks
 
 
-class DetectionLoader:
+class DetectionLoader(EpochOrder):
     """Epoch-aware loader over a `DetectionSplit` yielding `(images, targets)` (see module docstring).
 
     Unreadable files met while loading are skipped and appended to `bad_files` (pass
@@ -265,45 +261,27 @@ class DetectionLoader:
     def __init__(self, split: DetectionSplit, batch_size: int, train: bool, seed: int = 0,
                  transform: v2.Transform | None = None, masks: bool = False, workers: int = 0,
                  bad_files: list[BadFile] | None = None):
-        self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
+        super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
+        self.split, self.train = split, train
         self.samples = _Samples(split, transform if train else None, masks, drop_crowd=train)
-        self.workers, self.epoch = workers, 0
+        self.workers = workers
         self.bad_files = bad_files if bad_files is not None else []
-        self.rank, self.world = shard() if train else (0, 1)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def _batches(self) -> list[list[tuple[int, int]]]:
-        n = len(self.split)
-        if self.train:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = shard_order(torch.randperm(n, generator=g), self.rank, self.world).tolist()
-            seeds = torch.randint(0, 2**62, (n,), generator=g).tolist()  # one augmentation seed per index
-        else:
-            order, seeds = list(range(n)), [0] * n
-        keys = [(i, seeds[i]) for i in order]
-        batches = [keys[j:j + self.batch_size] for j in range(0, len(keys), self.batch_size)]
-        if self.train and len(batches) > 1 and len(batches[-1]) < self.batch_size:
-            batches.pop()  # equal-sized steps; the next epoch's order covers these images
-        return batches
-
-    def __len__(self) -> int:
-        n = sharded_count(len(self.split), self.world) // self.world
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest and not (self.train and full) else 0)
+        """Batches of (index, augmentation seed): the `EpochOrder` of the epoch, with one seed per index
+        drawn from the same generator right after the permutation (0 when not training)."""
+        order, g = self.epoch_order()
+        seeds = torch.randint(0, 2**62, (self.n,), generator=g).tolist() if g is not None else [0] * self.n
+        return self.chunk([(i, seeds[i]) for i in order.tolist()])
 
     def __iter__(self) -> Iterator[tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
         batches = self._batches()
         if self.workers > 0:
-            stream = DataLoader(self.samples, batch_sampler=batches, num_workers=self.workers, collate_fn=collate)
+            stream = DataLoader(self.samples, batch_sampler=batches, num_workers=self.workers, collate_fn=_collate)
         else:
             stream = self._in_process(batches)
-        for images, targets, bad in stream:
-            known = {b.path for b in self.bad_files}
-            self.bad_files.extend(b for b in bad if b.path not in known)
-            if images:
-                yield images, targets
+        for images, targets in usable_batches(stream, self.bad_files):
+            yield images, targets
 
     def _in_process(self, batches):
         # The v2 transforms draw from torch's global generator: fork it so that seeding each
@@ -311,7 +289,7 @@ class DetectionLoader:
         for keys in batches:
             with torch.random.fork_rng(devices=[]):
                 items = [self.samples[k] for k in keys]
-            yield collate(items)
+            yield _collate(items)
 
 
 def detection_loader(split: DetectionSplit, batch_size: int, train: bool, seed: int = 0, augment: str = "none",

@@ -1,8 +1,13 @@
-"""Classification loaders: the tensor-resident fast path and the streaming DataLoader path.
+"""The epoch order every loader shares (`EpochOrder`), bad-file collation, and the classification loaders.
 
-Both yield `(images, labels)` with images already normalised float and augmented, and
-both follow the epoch contract of `tasks.base.Loader`: the order of epoch e comes from a
-generator seeded with (seed, e), so a resumed run replays exactly the same batches.
+`EpochOrder` is the epoch contract of `tasks.base.Loader`, written once: the order of epoch e
+comes from a generator seeded with (seed, e), so a resumed run replays exactly the same
+batches; the classification, detection and segmentation loaders all take their batches
+from it. Datasets return `(*fields, bad)` per index, `bad` a `BadFile` (fields None) when
+the file cannot be used; `collate_usable` and `usable_batches` skip and record those.
+
+Classification loaders yield `(images, labels)` with images already normalised float and
+augmented:
 
 - `TensorLoader`: the whole split is one uint8 tensor in memory (digits, Fashion-MNIST,
   small folders). Indexing a batch out of it is ~100x cheaper than a Dataset/collate
@@ -17,7 +22,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from cnnkit.data.base import BadFile, FileSplit, TensorSplit
 from cnnkit.data.transforms import BatchAugment, mix_transform, resize_uint8, to_model_input
@@ -39,7 +44,15 @@ def sharded_count(n: int, world: int) -> int:
     return n - n % world if world > 1 else n
 
 
-class _EpochOrder:
+class EpochOrder:
+    """Batches of indices 0..n-1 for the current epoch (see module docstring).
+
+    shuffle: a permutation from `torch.Generator().manual_seed(seed * 100_003 + epoch)`, of which
+    this rank takes its share (`shard_order`); else 0..n-1 in order, whole on every rank.
+    drop_last: leave out a short last batch (when there is more than one), so training steps
+    are equal-sized; the next epoch's permutation covers those indices.
+    """
+
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
         self.epoch = 0
@@ -48,13 +61,20 @@ class _EpochOrder:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def epoch_order(self) -> tuple[torch.Tensor, torch.Generator | None]:
+        """This rank's indices (int64) for the epoch, and the generator that drew them (None when not
+        shuffled), left just past the permutation so a loader can draw per-sample seeds from it."""
+        if not self.shuffle:
+            return torch.arange(self.n), None
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return shard_order(torch.randperm(self.n, generator=g), self.rank, self.world), g
+
     def batches(self) -> list[torch.Tensor]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = shard_order(torch.randperm(self.n, generator=g), self.rank, self.world)
-        else:
-            order = torch.arange(self.n)
-        chunks = list(order.split(self.batch_size))
+        return self.chunk(self.epoch_order()[0])
+
+    def chunk(self, keys):
+        """`keys` (a tensor or list, one entry per index of the epoch order) cut into batches."""
+        chunks = [keys[j:j + self.batch_size] for j in range(0, len(keys), self.batch_size)]
         if self.drop_last and len(chunks) > 1 and len(chunks[-1]) < self.batch_size:
             chunks.pop()
         return chunks
@@ -65,7 +85,32 @@ class _EpochOrder:
         return full + (1 if rest and not (self.drop_last and full) else 0)
 
 
-class TensorLoader(_EpochOrder):
+def collate_usable(items: list[tuple], stack: bool = True) -> tuple[list | None, list[BadFile]]:
+    """(batch, bad files) from Dataset items `(*fields, bad)`; batch is None when no item is usable.
+
+    stack=True: `default_collate` (tensors stacked, numbers made one tensor); False: one list per
+    field (detection images differ in size)."""
+    good = [item[:-1] for item in items if item[-1] is None]
+    bad = [item[-1] for item in items if item[-1] is not None]
+    if not good:
+        return None, bad
+    return (default_collate(good) if stack else [list(field) for field in zip(*good)]), bad
+
+
+def usable_batches(stream, bad_files: list[BadFile]) -> Iterator[list]:
+    """The batches of a stream of `collate_usable` results; its bad files are appended to `bad_files`
+    once each (a file met again in a later epoch is not listed twice)."""
+    seen = {b.path for b in bad_files}
+    for batch, bad in stream:
+        for b in bad:
+            if b.path not in seen:
+                seen.add(b.path)
+                bad_files.append(b)
+        if batch is not None:
+            yield batch
+
+
+class TensorLoader(EpochOrder):
     def __init__(self, split: TensorSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
                  augment: str = "none", hflip: bool = False, mix=None):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
@@ -99,15 +144,7 @@ class _FileDataset(Dataset):
             return None, self.split.labels[i], BadFile(str(path), str(e))
 
 
-def _collate(items):
-    good = [(img, lab) for img, lab, _ in items if img is not None]
-    bad = [b for _, _, b in items if b is not None]
-    if not good:
-        return None, None, bad
-    return torch.stack([g[0] for g in good]), torch.tensor([g[1] for g in good]), bad
-
-
-class StreamLoader(_EpochOrder):
+class StreamLoader(EpochOrder):
     def __init__(self, split: FileSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
                  channels: int, augment: str = "none", hflip: bool = False, mix=None, workers: int = 0):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
@@ -118,12 +155,9 @@ class StreamLoader(_EpochOrder):
 
     def __iter__(self):
         loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in self.batches()],
-                            num_workers=self.workers, collate_fn=_collate,
+                            num_workers=self.workers, collate_fn=collate_usable,
                             persistent_workers=False, pin_memory=torch.cuda.is_available())
-        for images, labels, bad in loader:
-            self.bad_files.extend(b for b in bad if b.path not in {x.path for x in self.bad_files})
-            if images is None:
-                continue
+        for images, labels in usable_batches(loader, self.bad_files):
             x, y = to_model_input(self.augment(images), self.preprocess), labels
             if self.mix is not None:
                 x, y = self.mix(x, y)

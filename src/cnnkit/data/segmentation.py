@@ -33,9 +33,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cnnkit.data.base import BadFile
-from cnnkit.data.loader import _EpochOrder
-from cnnkit.data.transforms import PRESETS, resize_uint8, to_model_input
-from cnnkit.errors import CnnkitError, did_you_mean
+from cnnkit.data.loader import EpochOrder, collate_usable, usable_batches
+from cnnkit.data.transforms import check_preset, resize_uint8, to_model_input
+from cnnkit.errors import CnnkitError
 
 IGNORE_INDEX = 255
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif")  # lossless formats only: JPEG would blend class values
@@ -209,9 +209,7 @@ def detection_view(bundle):
 # ---- augmentation -----------------------------------------------------------------------------
 def seg_augment(preset: str, hflip: bool) -> v2.Transform | None:
     """transforms.v2 pipeline on (Image, Mask) pairs for a preset; None for "none"."""
-    if preset not in PRESETS:
-        raise CnnkitError(f'Unknown augmentation preset "{preset}".{did_you_mean(preset, PRESETS)} '
-                          f"Use one of {', '.join(PRESETS)}.")
+    check_preset(preset)
     if preset == "none":
         return None
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
@@ -307,15 +305,7 @@ def samples(split, channels: int | None, limit: int | None = None):
         yield ds._name(i), image, mask
 
 
-def _collate(items):
-    good = [(img, m) for img, m, _ in items if img is not None]
-    bad = [b for _, _, b in items if b is not None]
-    if not good:
-        return None, None, bad
-    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good]), bad
-
-
-class SegLoader(_EpochOrder):
+class SegLoader(EpochOrder):
     """Yields (normalised float images N x C x h x w, int64 masks N x h x w); bad samples are
     skipped and kept in `bad_files` for the run report."""
 
@@ -334,14 +324,7 @@ class SegLoader(_EpochOrder):
     def __iter__(self):
         # An own generator: DataLoader otherwise draws its worker base seed from the global RNG.
         loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in self.batches()],
-                            num_workers=self.workers, collate_fn=_collate, persistent_workers=False,
+                            num_workers=self.workers, collate_fn=collate_usable, persistent_workers=False,
                             generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        seen = {b.path for b in self.bad_files}
-        for images, masks, bad in loader:
-            for b in bad:
-                if b.path not in seen:
-                    seen.add(b.path)
-                    self.bad_files.append(b)
-            if images is None:
-                continue
+        for images, masks in usable_batches(loader, self.bad_files):
             yield to_model_input(images, self.preprocess), masks.long()

@@ -1,43 +1,17 @@
 """Where a `--data` value becomes a `DataBundle`: built-in names and on-disk formats.
 
 Built-ins register a loader under a name (`BUILTINS`); on-disk formats register a
-`detect(path)` test and a loader (`FORMATS`), tried in priority order. Modules add
-themselves with the decorators below and are imported by `cnnkit.data`.
+`detect(path)` test and a loader (`FORMATS`), tried in priority order. Both tables live in
+`data/registry.py`; the modules that fill them are imported by `cnnkit.data`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.registry import BUILTINS, FORMATS, Format
 from cnnkit.errors import CnnkitError, did_you_mean
-from cnnkit.registry import Registry
-
-BUILTINS = Registry("built-in dataset")
-
-
-@dataclass
-class Format:
-    name: str
-    task: str  # the task this format feeds by default
-    detect: Callable[[Path], bool]
-    load: Callable[[Path, Config], DataBundle]
-    priority: int = 0  # higher is tried first (more specific formats)
-
-
-FORMATS: dict[str, Format] = {}
-
-
-def register_format(name: str, task: str, detect: Callable[[Path], bool], priority: int = 0):
-    """Decorator for `load(path, cfg) -> DataBundle` of an on-disk format."""
-
-    def add(load: Callable[[Path, Config], DataBundle]):
-        FORMATS[name] = Format(name, task, detect, load, priority)
-        return load
-
-    return add
 
 
 def detect_format(path: Path) -> Format:
@@ -64,6 +38,13 @@ def build_data(cfg: Config) -> DataBundle:
         bundle = detection_view(bundle)
     _add_statistics(bundle)
     return bundle
+
+
+def build_named(name: str, cfg: Config) -> DataBundle:
+    """`build_data` of `name` (built-in or path) with the rest of `cfg`, which is left unchanged."""
+    cfg = cfg.copy()
+    cfg.data.name = name
+    return build_data(cfg)
 
 
 def _add_statistics(bundle: DataBundle) -> None:

@@ -1,19 +1,24 @@
-"""Fixed train/val/test splits and the bad-file policy shared by every classification source.
+"""Fixed train/val/test splits and the bad-file policy shared by every data source.
 
-`stratified_split` is a pure function of (labels, fractions, seed), so the same data gives
-the same split on every machine and every resume. `carve_missing` fills in only the splits a
-source did not provide. `check_bad_files` is the one place that decides when skipped files
-are too many for a run to go on (DESIGN rule 9: skipped and reported, never silently).
+`carve_missing` is the one split-carving function every reader uses: it fills in only the
+splits a source did not provide, as a pure function of (pool, fractions, `split_seed`), so the
+same data gives the same split on every machine and every resume. `check_bad_files` is the
+one place that decides when skipped files are too many for a run to go on (DESIGN rule 9:
+skipped and reported, never silently).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
+import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.errors import CnnkitError
+
+T = TypeVar("T")
 
 
 def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, test_fraction: float,
@@ -23,14 +28,7 @@ def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, te
     Each class contributes round(n * fraction) items to val and test; a class with at least 3
     items puts at least one in every split whose fraction is > 0, and train always keeps one.
     """
-    for key, frac in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
-        if not 0.0 <= frac < 1.0:
-            raise CnnkitError(f"{key} must be in [0, 1), got {frac}: set it with `--set {key}=0.1`.")
-    if val_fraction + test_fraction >= 1.0:
-        raise CnnkitError(
-            f"data.val_fraction + data.test_fraction must be below 1 (got {val_fraction} + {test_fraction}) "
-            "so that training data remains."
-        )
+    _check_fractions(val_fraction, test_fraction)
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     parts: tuple[list, list, list] = ([], [], [])
@@ -53,12 +51,46 @@ def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, te
     return train, val, test
 
 
-def carve_missing(train_labels: Sequence[int] | np.ndarray, cfg: Config, have_val: bool,
+def carve_missing(pool: Sequence[int] | np.ndarray | int, cfg: Config, have_val: bool,
                   have_test: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split the given train pool into (train, val, test) indices, carving only the splits the
-    source lacks (`cfg.data.val_fraction` / `test_fraction`, `split_seed`); a given split gets []."""
-    return stratified_split(train_labels, 0.0 if have_val else cfg.data.val_fraction,
-                            0.0 if have_test else cfg.data.test_fraction, cfg.data.split_seed)
+    """Split a train pool into (train, val, test) int64 index arrays, carving only the splits the
+    source lacks (`cfg.data.val_fraction` / `test_fraction`, `split_seed`); a given split gets [].
+
+    pool: the pool's labels (classification) -> drawn per class, see `stratified_split`; or its
+    size (boxes, masks: an image has no single label) -> one `torch.randperm` seeded with
+    `split_seed`: val takes the first round(n * val_fraction) of it, test the next
+    round(n * test_fraction) (both in permutation order), train the rest, sorted.
+    """
+    val_fraction = 0.0 if have_val else cfg.data.val_fraction
+    test_fraction = 0.0 if have_test else cfg.data.test_fraction
+    if not isinstance(pool, int):
+        return stratified_split(pool, val_fraction, test_fraction, cfg.data.split_seed)
+    _check_fractions(val_fraction, test_fraction)
+    order = torch.randperm(pool, generator=torch.Generator().manual_seed(int(cfg.data.split_seed))).numpy()
+    n_val, n_test = round(pool * val_fraction), round(pool * test_fraction)
+    return np.sort(order[n_val + n_test:]), order[:n_val], order[n_val:n_val + n_test]
+
+
+def carve_splits(train: T, given: dict[str, T], cfg: Config, take: Callable[[T, np.ndarray], T]) -> tuple[T, T, T]:
+    """(train, val, test) of a split type without one label per item (boxes, masks): the val/test in
+    `given` are kept, the missing ones carved out of `train` by size (`carve_missing`); `take(split,
+    idx)` picks items. Nothing is carved (train stays as it is) when both are given."""
+    if "val" in given and "test" in given:
+        return train, given["val"], given["test"]
+    idx = carve_missing(len(train), cfg, "val" in given, "test" in given)
+    val, test = (given[s] if s in given else take(train, i) for s, i in zip(("val", "test"), idx[1:]))
+    return take(train, idx[0]), val, test
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for key, frac in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise CnnkitError(f"{key} must be in [0, 1), got {frac}: set it with `--set {key}=0.1`.")
+    if val_fraction + test_fraction >= 1.0:
+        raise CnnkitError(
+            f"data.val_fraction + data.test_fraction must be below 1 (got {val_fraction} + {test_fraction}) "
+            "so that training data remains."
+        )
 
 
 def bad_file_limit(total: int, max_bad: float) -> float:

@@ -25,6 +25,14 @@ from cnnkit.errors import CnnkitError, did_you_mean
 PRESETS = ("none", "light", "strong")
 
 
+def check_preset(preset: str, key: str | None = None) -> None:
+    """CnnkitError (with "did you mean") unless `preset` is one of `PRESETS`; `key` names the config key."""
+    if preset not in PRESETS:
+        named = f" ({key})" if key else ""
+        raise CnnkitError(f'Unknown augmentation preset "{preset}"{named}.{did_you_mean(preset, PRESETS)} '
+                          f"Use one of {', '.join(PRESETS)}.")
+
+
 def resize_uint8(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Resize a uint8 N x C x H x W batch (or C x H x W image) with antialiasing; no-op when sizes match."""
     if tuple(images.shape[-2:]) == tuple(size):
@@ -44,9 +52,7 @@ class BatchAugment:
     """Augment a uint8 batch in place of per-sample Dataset transforms (see module docstring)."""
 
     def __init__(self, preset: str, hflip: bool, image_size: Sequence[int]):
-        if preset not in PRESETS:
-            raise CnnkitError(f'Unknown augmentation preset "{preset}".{did_you_mean(preset, PRESETS)} '
-                              f"Use one of {', '.join(PRESETS)}.")
+        check_preset(preset)
         self.preset, self.hflip = preset, hflip
         h, w = image_size
         self.pad = max(1, round(min(h, w) / 8))

@@ -1,4 +1,4 @@
-"""Pascal VOC detection format (format "voc", task detect): reader, health inspector and the "voc" writer.
+"""Pascal VOC detection format (format "voc", task detect): reader and the "voc" writer.
 
     ROOT/Annotations/<id>.xml            <filename>, <size>, one <object> per box: <name>,
                                          <difficult>, <bndbox> xmin ymin xmax ymax
@@ -22,10 +22,9 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.box_health import RawImage, Scan, inspect_scan, scan_to_bundle
-from cnnkit.data.commands import INSPECTORS, WRITERS, HealthReport
-from cnnkit.data.detection import DetectionSplit, save_image, unique_names
-from cnnkit.data.sources import register_format
+from cnnkit.data.detection import box_splits, save_image, unique_names
+from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
+from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -133,11 +132,6 @@ def load(path: Path, cfg: Config) -> DataBundle:
     return scan_to_bundle(scan(path), cfg, str(path))
 
 
-@INSPECTORS.register("voc")
-def inspect(path: Path, cfg: Config) -> HealthReport:
-    return inspect_scan(scan(path), str(path))
-
-
 # ---- writer ------------------------------------------------------------------------------
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
@@ -175,12 +169,7 @@ def write(bundle: DataBundle, out: Path) -> None:
     for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (out / d).mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
-    for s in SPLITS:
-        split = bundle.split(s)
-        if not isinstance(split, DetectionSplit):
-            raise CnnkitError(f"{info.name} is not a detection dataset; VOC output needs boxes.")
-        if not len(split):
-            continue
+    for s, split in box_splits(bundle, "VOC"):
         names = unique_names(split)
         if taken & {Path(n).stem for n in names}:  # VOC keeps every subset in one folder
             names = unique_names(split, prefix=f"{s}_")

@@ -1,42 +1,18 @@
-"""class-folders, csv and idx formats: layouts, bad files and max_bad, the health report, the folders writer."""
+"""class-folders and csv formats: layouts, bad files and max_bad, the folders writer."""
 from __future__ import annotations
-
-import gzip
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import Config
-from cnnkit.data import folders
 from cnnkit.data.base import FileSplit, TensorSplit
 from cnnkit.data.commands import inspect, make
+from cnnkit.data.formats import folders
 from cnnkit.data.sources import build_data, detect_format
 from cnnkit.errors import CnnkitError
 
-
-def png(path, value=0, size=(8, 8), mode="L"):
-    """An image whose pixels all equal `value` (so content identifies the file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
-    Image.fromarray(np.full(shape, value, np.uint8), mode).save(path)
-    return path
-
-
-def class_tree(root, classes=("cat", "dog", "owl"), per_class=10, mode="L", size=(8, 8)):
-    for c, name in enumerate(classes):
-        for i in range(per_class):
-            png(root / name / f"{i}.png", value=c * 50 + i, size=size, mode=mode)
-    return root
-
-
-def cfg_for(path, **data):
-    cfg = Config()
-    cfg.data.name = str(path)
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return cfg
+from ..conftest import cfg_for, class_tree, png
 
 
 def test_plain_class_folders_are_split_by_seed(tmp_path):
@@ -157,66 +133,7 @@ def test_csv_int_labels_and_split_column(tmp_path):
     assert b.info.classes == ["0", "1", "2"] and len(b.test) == 3 and len(b.val) == 3
 
 
-# ----- idx -----------------------------------------------------------------------------------
-def write_pair(folder, prefix, images, labels, gz=False):
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind, arr, tag in (("images", images, "idx3"), ("labels", labels, "idx1")):
-        data = bytes([0, 0, 8, arr.ndim]) + np.array(arr.shape, ">u4").tobytes() + arr.astype(np.uint8).tobytes()
-        (folder / f"{prefix}-{kind}-{tag}-ubyte{'.gz' if gz else ''}").write_bytes(gzip.compress(data) if gz else data)
-
-
-@pytest.mark.parametrize("gz", [False, True])
-def test_idx_folder_round_trip(tmp_path, gz):
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 256, (50, 5, 7), dtype=np.uint8), np.arange(50) % 5
-    xt, yt = rng.integers(0, 256, (10, 5, 7), dtype=np.uint8), np.arange(10) % 5
-    write_pair(tmp_path / "m", "train", x, y, gz)
-    write_pair(tmp_path / "m", "t10k", xt, yt, gz)
-    assert detect_format(tmp_path / "m").name == "idx"
-    b = build_data(cfg_for(tmp_path / "m"))
-    assert b.info.classes == ["0", "1", "2", "3", "4"] and b.info.image_size == (5, 7)
-    assert (len(b.train), len(b.val), len(b.test)) == (45, 5, 10)
-    assert torch.equal(b.test.images[:, 0], torch.from_numpy(xt)) and b.test.labels.tolist() == yt.tolist()
-    rebuilt = torch.cat([b.train.images, b.val.images])[:, 0]
-    assert sorted(map(bytes, rebuilt.numpy())) == sorted(map(bytes, x))
-
-
-def test_idx_single_pair_with_classes_txt(tmp_path):
-    x, y = np.zeros((20, 4, 4), np.uint8), np.arange(20) % 2
-    write_pair(tmp_path, "digits", x, y)
-    (tmp_path / "classes.txt").write_text("even\nodd\n")
-    b = build_data(cfg_for(tmp_path))
-    assert b.info.classes == ["even", "odd"] and len(b.train) + len(b.val) + len(b.test) == 20
-    (tmp_path / "classes.txt").write_text("only\n")
-    with pytest.raises(CnnkitError, match="classes.txt"):
-        build_data(cfg_for(tmp_path))
-
-
-def test_corrupt_idx_names_the_file(tmp_path):
-    write_pair(tmp_path, "train", np.zeros((4, 3, 3), np.uint8), np.zeros(4))
-    path = tmp_path / "train-images-idx3-ubyte"
-    path.write_bytes(path.read_bytes()[:-5])
-    with pytest.raises(CnnkitError, match="train-images-idx3-ubyte is a corrupt IDX file"):
-        build_data(cfg_for(tmp_path))
-
-
-# ----- health report and writer ----------------------------------------------------------------
-def test_inspect_reports_bad_empty_imbalanced_and_duplicate(tmp_path):
-    root = tmp_path / "d"
-    class_tree(root / "train", classes=("big",), per_class=22)
-    class_tree(root / "train", classes=("small",), per_class=2)
-    png(root / "test" / "big" / "dup.png", value=0)  # same pixels as train/big/0.png
-    (root / "train" / "none").mkdir()
-    (root / "train" / "big" / "z.png").write_bytes(b"")
-    rep = inspect(str(root), cfg_for(root, max_bad=0))  # inspect never stops at max_bad
-    kinds = rep.by_kind()
-    assert kinds == {"zero-byte": 1, "empty-class": 1, "imbalance": 1, "duplicate": 1}
-    assert rep.counts["images"] == 25 and rep.counts["per_class"] == {"big": 23, "none": 0, "small": 2}
-    assert rep.counts["channels"] == 1 and rep.counts["sizes"] == {"8x8": 25}
-    dup = next(i for i in rep.issues if i["kind"] == "duplicate")
-    assert "0.png" in dup["file"] + dup["problem"] and "dup.png" in dup["file"] + dup["problem"]
-
-
+# ----- writer ---------------------------------------------------------------------------------
 def test_make_digits_as_folders_reads_back_identically(tmp_path):
     out = make("digits", "folders", tmp_path / "out")
     src = build_data(cfg_for("digits"))

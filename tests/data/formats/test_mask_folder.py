@@ -7,7 +7,7 @@ from PIL import Image
 import cnnkit.data  # noqa: F401  registers the formats
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.data.commands import WRITERS
+from cnnkit.data.registry import WRITERS
 from cnnkit.data.segmentation import BadMask, SegSplit, palette, read_mask, samples
 from cnnkit.data.sources import build_data, detect_format
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle
-from cnnkit.data.commands import WRITERS
 from cnnkit.data.decode import IMAGE_EXTENSIONS
-from cnnkit.data.mask_folder import finish, read_classes
+from cnnkit.data.formats.mask_folder import finish, read_classes
+from cnnkit.data.registry import FORMATS, WRITERS, register_format
 from cnnkit.data.segmentation import SegFileSplit, samples, segment_view, write_mask
-from cnnkit.data.sources import FORMATS, register_format
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",

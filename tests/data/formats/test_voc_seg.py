@@ -7,11 +7,10 @@ from PIL import Image
 
 import cnnkit.data  # noqa: F401
 from cnnkit.config import Config
-from cnnkit.data import voc_seg  # noqa: F401  registers voc-seg
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.data.commands import WRITERS
+from cnnkit.data.registry import FORMATS, WRITERS
 from cnnkit.data.segmentation import SegSplit, palette, read_mask
-from cnnkit.data.sources import FORMATS, build_data, detect_format
+from cnnkit.data.sources import build_data, detect_format
 from cnnkit.errors import CnnkitError
 
 

@@ -1,6 +1,6 @@
 """The built-in `digits-seg` (and `fashion-seg`) sets: the detection canvases with per-pixel class masks.
 
-Same canvases, seeds and disjoint digit sources as `digits-detect` (`canvas.digit_canvases`),
+Same canvases, seeds and disjoint digit sources as `digits-detect` (`builtin.canvas.digit_canvases`),
 so detection and segmentation numbers on the two sets describe the same images. Classes
 are "background" (0) and the digits "0".."9" (1..10): every stroke pixel above the canvas
 threshold takes its digit's class. Each split also carries the canvases' instance masks
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.canvas import canvas_bundle, canvas_splits
+from cnnkit.data.builtin.canvas import canvas_bundle, canvas_splits
+from cnnkit.data.registry import BUILTINS
 from cnnkit.data.segmentation import SegSplit
-from cnnkit.data.sources import BUILTINS
 
 
 def _seg_bundle(name: str, source: str, cfg: Config) -> DataBundle:

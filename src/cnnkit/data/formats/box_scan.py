@@ -1,23 +1,22 @@
-"""Box annotation health: the checks behind `cnnkit data inspect` and the clean-up before training.
+"""The load path of every box format: parsed annotations (`Scan`) -> checked, cleaned `DetectionSplit`s.
 
 Readers (coco.py, yolo.py, voc.py) parse their files into `Scan`s: class names plus one
 `RawImage` per image with its boxes exactly as written (xyxy pixels), unknown classes
-marked -1, and the parse problems they met. The same checks then serve two callers:
+marked -1, and the parse problems they met. `walk` applies the checks (missing or
+unreadable images, duplicate image ids, boxes outside the image or of zero or negative
+size, unknown class ids) and serves two callers:
 
-- `inspect_scan` (registered per format in `INSPECTORS`) lists every fault with its file —
-  missing or unreadable images (fully decoded), duplicate image ids, boxes outside the
-  image, boxes of zero or negative size, unknown class ids, images without labels
-  (reported, not an error: they are background samples), unparsable annotations;
 - `scan_to_bundle` (the readers' `load`) drops the bad images and bad boxes (boxes at
   most `EDGE_TOLERANCE` px outside are clipped, not dropped), stops when more are bad
   than `data.max_bad` allows, puts bad images in `info.bad_files` and warns about skipped
-  boxes. Built-in sets are checked in memory by the "detect" inspector.
+  boxes;
+- `cnnkit.data.health.boxes.inspect_scan` lists every fault with its file for
+  `cnnkit data inspect`.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
-from cnnkit.data.commands import INSPECTORS, HealthReport
 from cnnkit.data.decode import BadImage, probe_image, read_image
 from cnnkit.data.detection import DetectionSplit, complete_splits
 from cnnkit.data.splits import bad_file_limit, check_bad_files
@@ -97,7 +95,7 @@ def _check_image(rec: RawImage, decode: bool) -> tuple[str, str] | None:
     return None
 
 
-def _walk(scan: Scan, decode: bool, files: bool = True):
+def walk(scan: Scan, decode: bool, files: bool = True):
     """Yield (split, record, image fault, [(box index, fault)]) for every record
     (`files=False`: the images are in memory, so only ids and boxes are checked)."""
     seen: set = set()
@@ -113,36 +111,13 @@ def _walk(scan: Scan, decode: bool, files: bool = True):
             yield split, rec, fault, boxes
 
 
-def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
-    report = HealthReport(source=source)
-    for kind, file, problem in scan.issues:
-        report.add(kind, file, problem)
-    per_class: Counter = Counter()
-    n_images = n_boxes = 0
-    splits: dict[str, int] = {}
-    for split, rec, fault, bad_boxes in _walk(scan, decode=True, files=files):
-        splits[split] = splits.get(split, 0) + 1
-        n_images += 1
-        n_boxes += len(rec.boxes)
-        per_class.update(scan.classes[lab] for lab in rec.labels if 0 <= lab < len(scan.classes))
-        if fault:
-            report.add(fault[0], rec.file, fault[1])
-        for j, (kind, problem) in bad_boxes:
-            report.add(kind, rec.source, f"{Path(rec.file).name}: box {j + 1}: {problem}")
-        if not rec.boxes:
-            report.add("no_labels", rec.file, "image has no boxes (used as a background sample)")
-    report.counts = {"images": n_images, "boxes": n_boxes, "classes": len(scan.classes), "splits": splits,
-                     "per_class": {c: per_class.get(c, 0) for c in scan.classes}}
-    return report
-
-
 def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
     """Clean the scan (see module docstring) into train/val/test `DetectionSplit`s."""
     bad: list[BadFile] = [BadFile(f, p) for kind, f, p in scan.issues if kind != "no_labels"]
     skipped: list[str] = []
     kept: dict[str, list[RawImage]] = {}
     n_images = n_boxes = 0
-    for split, rec, fault, bad_boxes in _walk(scan, decode=False):
+    for split, rec, fault, bad_boxes in walk(scan, decode=False):
         n_images += 1
         n_boxes += len(rec.boxes)
         if fault:
@@ -211,30 +186,3 @@ def _to_split(recs: list[RawImage], channels: int) -> DetectionSplit:
                           masks=[r.segmentations for r in recs] if has_masks else None,
                           sizes=[(round(r.height), round(r.width)) for r in recs],
                           names=[Path(r.file).name for r in recs], channels=channels)
-
-
-# ---- built-in (in-memory) sets ----------------------------------------------------------
-@INSPECTORS.register("detect")
-def inspect_builtin(path: Path, cfg: Config) -> HealthReport:
-    from cnnkit.data.sources import build_data
-
-    cfg = cfg.copy()
-    cfg.data.name = str(path)
-    bundle = build_data(cfg)
-    return inspect_scan(bundle_scan(bundle), str(path), files=False)
-
-
-def bundle_scan(bundle: DataBundle) -> Scan:
-    """A Scan of in-memory splits, to check with `inspect_scan(..., files=False)`."""
-    splits = {}
-    for s in ("train", "val", "test"):
-        split: DetectionSplit = bundle.split(s)
-        recs = []
-        for i in range(len(split)):
-            h, w = split.size(i)
-            labels = split.labels[i].tolist()
-            recs.append(RawImage(split.name(i), (s, i), f"{bundle.info.name}:{s}", float(w), float(h),
-                                 split.boxes[i].tolist(), labels, [str(lab) for lab in labels],
-                                 split.target(i)["iscrowd"].tolist()))
-        splits[s] = recs
-    return Scan(list(bundle.info.classes), splits)

@@ -1,10 +1,9 @@
-"""On-disk classification formats: class folders, a `path,label` CSV, IDX files; their health check and writer.
+"""On-disk classification formats: class folders and a `path,label` CSV; their reader and the "folders" writer.
 
 class-folders  root/<class>/*.png, or root/{train,val,test}/<class>/... (missing splits are carved
                from train with `split_seed`); class names are the sorted folder names.
 csv            a .csv with header `path,label` (optional `split` column); paths relative to the csv;
                labels are names or ints, checked against a `classes.txt` beside it when present.
-idx            MNIST-style `*-images-idx3-ubyte[.gz]` / `*-labels-idx1-ubyte[.gz]` pairs (see builtin.py).
 
 Files are listed first, the split is drawn over the listing (so fixing one bad file never
 reshuffles the others), headers are probed for channels and size, then images are decoded
@@ -15,23 +14,20 @@ decides when there are too many.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo, FileSplit, TensorSplit
-from cnnkit.data.builtin import find_idx_pairs, idx_bundle, read_classes_txt
-from cnnkit.data.commands import INSPECTORS, WRITERS, HealthReport
 from cnnkit.data.decode import BadImage, is_image_file, probe_image, read_image
-from cnnkit.data.sources import BUILTINS, build_data, register_format
+from cnnkit.data.formats.idx import read_classes_txt
+from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.splits import carve_missing, check_bad_files
 from cnnkit.errors import CnnkitError
 
@@ -265,14 +261,6 @@ def _is_csv(path: Path) -> bool:
     return {"path", "label"} <= header
 
 
-@register_format("idx", task="classify", detect=lambda p: bool(find_idx_pairs(p)), priority=30)
-def load_idx(path: Path, cfg: Config) -> DataBundle:
-    pairs = find_idx_pairs(path)
-    folder = next(iter(pairs.values()))[0].parent  # classes.txt beside the files, or in the folder given
-    classes = read_classes_txt(folder) or read_classes_txt(path if path.is_dir() else path.parent)
-    return idx_bundle(pairs, cfg, classes, str(path))
-
-
 @register_format("csv", task="classify", detect=_is_csv, priority=30)
 def load_csv(path: Path, cfg: Config) -> DataBundle:
     return files_bundle(scan_csv(path), cfg, str(path), "csv")
@@ -284,85 +272,6 @@ def load_class_folders(path: Path, cfg: Config) -> DataBundle:
     if listing.empty:
         raise CnnkitError(f"Class folder {listing.empty[0]} holds no images: add images or remove the folder.")
     return files_bundle(listing, cfg, str(path), "class-folders")
-
-
-# ----- health report --------------------------------------------------------------------------
-def _lenient(cfg: Config) -> Config:
-    cfg = cfg.copy()
-    cfg.data.max_bad = float("inf")  # inspect lists every bad file instead of stopping at the limit
-    return cfg
-
-
-def _image_hashes(split) -> list[tuple[str, str]]:
-    if isinstance(split, TensorSplit):
-        flat = split.images.reshape(len(split), -1).numpy()
-        names = split.names or [str(i) for i in range(len(split))]
-        return [(hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest(), n) for row, n in zip(flat, names)]
-    return [(hashlib.blake2b(Path(p).read_bytes(), digest_size=16).hexdigest(), p) for p in split.paths]
-
-
-def health(bundle: DataBundle, source: str, empty_folders: list[str] = ()) -> HealthReport:
-    """Counts and problems of a classification bundle (bad files, empty classes, imbalance, duplicates)."""
-    info = bundle.info
-    report = HealthReport(source)
-    per_class = np.zeros(len(info.classes), dtype=np.int64)
-    split_sizes = {}
-    for name in ("train", "val", "test"):
-        labels = np.asarray(bundle.split(name).labels, dtype=np.int64)
-        split_sizes[name] = len(labels)
-        per_class += np.bincount(labels, minlength=len(info.classes))[: len(info.classes)]
-    c, (h, w) = info.channels, info.extra.get("size", (info.image_size, info.image_size))
-    report.counts = {
-        "images": int(sum(split_sizes.values())), "splits": split_sizes,
-        "per_class": {cls: int(n) for cls, n in zip(info.classes, per_class)},
-        "sizes": info.extra.get("sizes_seen", {f"{w}x{h}": int(sum(split_sizes.values()))}),
-        "channels": c, "bad_files": len(info.bad_files),
-    }
-    for b in info.bad_files:
-        report.add(b.reason.split(":", 1)[0], b.path, b.reason)
-    for folder in empty_folders:
-        report.add("empty-class", folder, "class folder holds no images")
-    reported = {Path(f).name for f in empty_folders}
-    for cls, n in zip(info.classes, per_class):
-        if n == 0 and cls not in reported:
-            report.add("empty-class", source, f'class "{cls}" has no images')
-    present = per_class[per_class > 0]
-    if len(present) > 1 and present.max() / present.min() > 10:
-        ratio = present.max() / present.min()
-        report.add("imbalance", source, f"class imbalance {ratio:.1f}:1 (largest / smallest class); "
-                                        "consider --set data.class_weights=auto")
-    seen: dict[str, tuple[str, str]] = {}
-    for name in ("train", "val", "test"):
-        for digest, file in _image_hashes(bundle.split(name)):
-            first = seen.setdefault(digest, (name, file))
-            if first[0] != name:
-                report.add("duplicate", file, f"same image as {first[1]} ({first[0]}) in {name}")
-    return report
-
-
-@INSPECTORS.register("class-folders")
-def inspect_class_folders(path: Path, cfg: Config) -> HealthReport:
-    listing = scan_class_folders(path)
-    bundle = files_bundle(listing, _lenient(cfg), str(path), "class-folders", verify=True)
-    return health(bundle, str(path), listing.empty)
-
-
-@INSPECTORS.register("csv")
-def inspect_csv(path: Path, cfg: Config) -> HealthReport:
-    return health(files_bundle(scan_csv(path), _lenient(cfg), str(path), "csv", verify=True), str(path))
-
-
-@INSPECTORS.register("idx")
-def inspect_idx(path: Path, cfg: Config) -> HealthReport:
-    return health(load_idx(path, cfg), str(path))
-
-
-@INSPECTORS.register("classify")
-def inspect_classify(path: Path, cfg: Config) -> HealthReport:
-    """Built-in classification sets (`cnnkit data inspect digits`)."""
-    cfg = _lenient(cfg)
-    cfg.data.name = str(path)
-    return health(BUILTINS.get(str(path))(cfg) if str(path) in BUILTINS else build_data(cfg), str(path))
 
 
 # ----- writer ---------------------------------------------------------------------------------

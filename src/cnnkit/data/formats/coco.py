@@ -1,4 +1,4 @@
-"""COCO detection format (format "coco", task detect): reader, health inspector and the "coco" writer.
+"""COCO detection format (format "coco", task detect): reader and the "coco" writer.
 
 Layouts read (the writer produces the first):
 
@@ -25,10 +25,9 @@ import numpy as np
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.box_health import RawImage, Scan, inspect_scan, scan_to_bundle
-from cnnkit.data.commands import INSPECTORS, WRITERS, HealthReport
-from cnnkit.data.detection import DetectionSplit, save_image, unique_names
-from cnnkit.data.sources import register_format
+from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
+from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
+from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
@@ -148,11 +147,6 @@ def load(path: Path, cfg: Config) -> DataBundle:
     return scan_to_bundle(scan(path), cfg, str(path))
 
 
-@INSPECTORS.register("coco")
-def inspect(path: Path, cfg: Config) -> HealthReport:
-    return inspect_scan(scan(path), str(path))
-
-
 # ---- writer ------------------------------------------------------------------------------
 def _rle(mask: np.ndarray) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
@@ -196,12 +190,7 @@ def write(bundle: DataBundle, out: Path) -> None:
     info = bundle.info
     cat_ids = list(info.extra.get("category_ids") or range(1, info.num_classes + 1))
     (out / "annotations").mkdir(parents=True, exist_ok=True)
-    for s in SPLITS:
-        split = bundle.split(s)
-        if not isinstance(split, DetectionSplit):
-            raise CnnkitError(f"{info.name} is not a detection dataset; COCO output needs boxes.")
-        if not len(split):
-            continue
+    for s, split in box_splits(bundle, "COCO"):
         names = unique_names(split)
         for i, name in enumerate(names):
             save_image(split, i, out / "images" / s / name)

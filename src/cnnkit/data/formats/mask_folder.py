@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
-from cnnkit.data.commands import WRITERS
 from cnnkit.data.decode import IMAGE_EXTENSIONS
+from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.segmentation import MASK_EXTS, SegFileSplit, read_mask, samples, segment_view, write_mask
-from cnnkit.data.sources import register_format
+from cnnkit.data.splits import carve_splits, check_bad_files
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
@@ -59,6 +57,15 @@ def pairs(images_dir: Path, masks_dir: Path) -> tuple[SegFileSplit, list[BadFile
     split = SegFileSplit([str(images[s]) for s in stems], [str(masks[s]) for s in stems],
                          names=[str(images[s]) for s in stems])
     return split, bad
+
+
+def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
+    """Subset -> (image, mask) pairs in any of the layouts; unmatched files as BadFiles."""
+    found, bad = {}, []
+    for key, (images_dir, masks_dir) in subsets(root).items():
+        found[key], missing = pairs(images_dir, masks_dir)
+        bad += missing
+    return found, bad
 
 
 def read_classes(root: Path) -> list[str] | None:
@@ -108,29 +115,16 @@ def take(split: SegFileSplit, idx) -> SegFileSplit:
 
 
 def carve(splits: dict[str, SegFileSplit], cfg: Config) -> tuple[SegFileSplit, SegFileSplit, SegFileSplit]:
-    """train/val/test from the subsets given; missing val/test are drawn from train by `data.split_seed`."""
+    """train/val/test from the subsets given; missing val/test are carved out of train (`carve_missing`)."""
     train = splits.get("train", splits.get("all"))
     if train is None:
         train = SegFileSplit([], [])
-    missing = [s for s in ("val", "test") if s not in splits]
-    if missing:
-        g = torch.Generator().manual_seed(int(cfg.data.split_seed))
-        order = torch.randperm(len(train), generator=g).tolist()
-        frac = {"val": cfg.data.val_fraction, "test": cfg.data.test_fraction}
-        taken = 0
-        for s in missing:
-            n = int(round(len(train) * frac[s]))
-            splits[s] = take(train, order[taken:taken + n])
-            taken += n
-        train = take(train, sorted(order[taken:]))
-    return train, splits["val"], splits["test"]
+    return carve_splits(train, splits, cfg, take)
 
 
 def finish(root: Path, found: dict[str, SegFileSplit], bad: list[BadFile], classes: list[str] | None,
            cfg: Config, fmt: str) -> DataBundle:
     """Header-check every pair, carve missing splits, and describe the data (shared with voc_seg)."""
-    from cnnkit.data.splits import check_bad_files
-
     checked, shapes = {}, []
     total = sum(len(s) for s in found.values()) + len(bad)
     for key, split in found.items():
@@ -155,10 +149,7 @@ def finish(root: Path, found: dict[str, SegFileSplit], bad: list[BadFile], class
 
 @register_format("mask-folder", task="segment", detect=detect, priority=20)
 def load(path: Path, cfg: Config) -> DataBundle:
-    found, bad = {}, []
-    for key, (images_dir, masks_dir) in subsets(path).items():
-        found[key], missing = pairs(images_dir, masks_dir)
-        bad += missing
+    found, bad = scan(path)
     return finish(path, found, bad, read_classes(path), cfg, "mask-folder")
 
 

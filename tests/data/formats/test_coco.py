@@ -13,8 +13,9 @@ from pycocotools import mask as mask_utils
 from cnnkit.config import Config
 from cnnkit.data import build_data
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.data.commands import WRITERS, convert
+from cnnkit.data.commands import convert
 from cnnkit.data.detection import DetectionSplit
+from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
 from cnnkit.errors import CnnkitError
 
@@ -148,7 +149,7 @@ def test_single_pool_is_split_by_seed(tmp_path):
 
 
 def test_make_digits_detect_writes_coco(tmp_path, monkeypatch):
-    from cnnkit.data import canvas
+    from cnnkit.data.builtin import canvas
     from cnnkit.data.commands import make
 
     monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 3, "val": 2, "test": 2})

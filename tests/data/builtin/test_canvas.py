@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from cnnkit.config import Config
-from cnnkit.data import BUILTINS, TensorSplit, build_data, canvas
-from cnnkit.data.canvas import (
+from cnnkit.data import BUILTINS, TensorSplit, build_data
+from cnnkit.data.builtin import canvas
+from cnnkit.data.builtin.canvas import (
     DIGIT_BLOCKS,
     digit_canvases,
     digit_sources,

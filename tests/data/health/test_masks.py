@@ -5,7 +5,6 @@ from PIL import Image
 
 import cnnkit.data  # noqa: F401
 from cnnkit.config import Config
-from cnnkit.data import mask_health, seg_builtin, voc_seg  # noqa: F401  registers inspectors, digits-seg, voc-seg
 from cnnkit.data.commands import inspect
 from cnnkit.data.segmentation import palette
 
@@ -91,7 +90,7 @@ def test_voc_layout_is_inspected_with_the_same_checks(tmp_path):
 
 
 def test_builtin_digits_seg_is_healthy(monkeypatch):
-    from cnnkit.data import canvas
+    from cnnkit.data.builtin import canvas
 
     monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 6, "val": 3, "test": 3})
     report = inspect("digits-seg", Config())

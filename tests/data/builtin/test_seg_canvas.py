@@ -4,7 +4,7 @@ import torch
 
 import cnnkit.data  # noqa: F401
 from cnnkit.config import Config
-from cnnkit.data import canvas, seg_builtin, voc_seg  # noqa: F401  registers digits-seg and voc-seg
+from cnnkit.data.builtin import canvas
 from cnnkit.data.commands import make
 from cnnkit.data.sources import build_data
 from cnnkit.errors import CnnkitError
@@ -75,7 +75,7 @@ def test_make_writes_a_folder_that_reads_back(tmp_path, fmt, marker):
 
 
 def test_detection_view_feeds_the_coco_writer_with_instance_masks(tmp_path):
-    from cnnkit.data.commands import WRITERS
+    from cnnkit.data.registry import WRITERS
     from cnnkit.data.segmentation import detection_view, segment_view
 
     src = build_data(Config.from_dict({"data": {"name": "digits-seg", "canvas_size": 48}}))

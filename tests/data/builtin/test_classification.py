@@ -1,4 +1,4 @@
-"""digits and fashion-mnist built-ins; IDX pair discovery shared with the idx format."""
+"""digits and fashion-mnist built-ins (Fashion-MNIST read from IDX files in the known places)."""
 from __future__ import annotations
 
 import gzip
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.config import Config
-from cnnkit.data import builtin
-from cnnkit.data.builtin import FASHION_CLASSES, find_idx_pairs
-from cnnkit.data.sources import BUILTINS, build_data
+from cnnkit.data.builtin import classification as builtin
+from cnnkit.data.builtin.classification import FASHION_CLASSES
+from cnnkit.data.registry import BUILTINS
+from cnnkit.data.sources import build_data
 from cnnkit.errors import CnnkitError
+
+from ..conftest import cfg_for
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -33,14 +35,6 @@ def write_idx_set(folder, n_train=100, n_test=20, gz=True, prefix_test="t10k", s
             (folder / name).write_bytes(gzip.compress(data) if gz else data)
         out[prefix] = (images, labels)
     return out
-
-
-def cfg_for(name, **data):
-    cfg = Config()
-    cfg.data.name = name
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return cfg
 
 
 def test_digits_bundle():
@@ -111,15 +105,6 @@ def test_fashion_mnist_torchvision_layout_and_cache(no_system_fashion, tmp_path,
     monkeypatch.setattr(builtin, "CACHE_DIR", tmp_path / "cache")
     b = build_data(cfg_for("fashion-mnist"))
     assert len(b.test) == 20
-
-
-def test_find_idx_pairs_prefers_plain_files_and_maps_names(tmp_path):
-    write_idx_set(tmp_path, gz=True, prefix_test="test")
-    write_idx_set(tmp_path, gz=False, prefix_test="test")
-    pairs = find_idx_pairs(tmp_path)
-    assert set(pairs) == {"train", "test"}
-    assert all(p.suffix != ".gz" for pair in pairs.values() for p in pair)
-    assert find_idx_pairs(tmp_path / "train-images-idx3-ubyte") == {"train": pairs["train"]}
 
 
 @pytest.mark.skipif(not builtin.DEBIAN_FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")

@@ -107,7 +107,7 @@ def test_yolo_and_voc_specific_faults(tmp_path):
 
 
 def test_builtin_set_is_clean(monkeypatch):
-    from cnnkit.data import canvas
+    from cnnkit.data.builtin import canvas
 
     monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 4, "val": 2, "test": 2})
     report = inspect("digits-detect")

@@ -1,4 +1,4 @@
-"""YOLO txt format (format "yolo", task detect): reader, health inspector and the "yolo" writer.
+"""YOLO txt format (format "yolo", task detect): reader and the "yolo" writer.
 
 Layouts read (the writer produces the first, Ultralytics' own):
 
@@ -24,11 +24,10 @@ import yaml
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.box_health import RawImage, Scan, inspect_scan, scan_to_bundle
-from cnnkit.data.commands import INSPECTORS, WRITERS, HealthReport
 from cnnkit.data.decode import BadImage, is_image_file, probe_image
-from cnnkit.data.detection import DetectionSplit, save_image, unique_names
-from cnnkit.data.sources import register_format
+from cnnkit.data.detection import box_splits, save_image, unique_names
+from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
+from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
@@ -156,11 +155,6 @@ def load(path: Path, cfg: Config) -> DataBundle:
     return scan_to_bundle(scan(path), cfg, str(path))
 
 
-@INSPECTORS.register("yolo")
-def inspect(path: Path, cfg: Config) -> HealthReport:
-    return inspect_scan(scan(path), str(path))
-
-
 # ---- writer ------------------------------------------------------------------------------
 @WRITERS.register("yolo")
 def write(bundle: DataBundle, out: Path) -> None:
@@ -170,12 +164,7 @@ def write(bundle: DataBundle, out: Path) -> None:
     out = Path(out)
     info = bundle.info
     written, crowd = {}, 0
-    for s in SPLITS:
-        split = bundle.split(s)
-        if not isinstance(split, DetectionSplit):
-            raise CnnkitError(f"{info.name} is not a detection dataset; YOLO output needs boxes.")
-        if not len(split):
-            continue
+    for s, split in box_splits(bundle, "YOLO"):
         (out / "labels" / s).mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(unique_names(split)):
             save_image(split, i, out / "images" / s / name)

@@ -1,16 +1,14 @@
-"""Built-in classification sets: `digits` (scikit-learn, always offline) and `fashion-mnist` (IDX files).
+"""MNIST-style IDX files (format "idx", task classify): `*-images-idx3-ubyte[.gz]` + `*-labels-idx1-ubyte[.gz]`.
 
-Also owns turning IDX image/label pairs into a `DataBundle` (`find_idx_pairs`, `idx_bundle`),
-which the `idx` on-disk format in `folders.py` reuses. Both sets are held in memory as one
-uint8 tensor; arrays are sliced whole, never looped over per image.
+A pair's split comes from its prefix (train / t10k = test / val); a lone pair of any name
+is one pool carved into train/val/test by `split_seed`. Class names come from a
+`classes.txt` beside the files (one per line), else "0".."K-1". The built-in
+`fashion-mnist` is read through `idx_bundle` too.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,73 +17,10 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo, TensorSplit
 from cnnkit.data.decode import read_idx
-from cnnkit.data.sources import BUILTINS
-from cnnkit.data.splits import carve_missing, stratified_split
+from cnnkit.data.registry import register_format
+from cnnkit.data.splits import carve_missing
 from cnnkit.errors import CnnkitError
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
-CACHE_DIR = Path("~/.cache/cnnkit").expanduser()  # torchvision's download lands in CACHE_DIR/FashionMNIST/raw
-DOWNLOAD_TIMEOUT_S = 20  # per socket operation, so an offline machine fails fast instead of hanging
-
-
-@BUILTINS.register("digits", task="classify")
-def digits(cfg: Config) -> DataBundle:
-    """scikit-learn's 1,797 8x8 handwritten digits (values 0..16 -> 0..255), split with `split_seed`."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    lut = np.array([round(v * 255 / 16) for v in range(17)], dtype=np.uint8)
-    images = torch.from_numpy(lut[d.images.astype(np.int64)][:, None])  # N x 1 x 8 x 8
-    labels = torch.from_numpy(d.target.astype(np.int64))
-    idx = stratified_split(d.target, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed)
-    tr, va, te = (_tensor_split(images, labels, i, "digits") for i in idx)
-    info = DatasetInfo("classify", [str(i) for i in range(10)], channels=1, image_size=8, name="digits",
-                       hflip_ok=False, extra={"size": (8, 8)})
-    return DataBundle(tr, va, te, info)
-
-
-@BUILTINS.register("fashion-mnist", task="classify")
-def fashion_mnist(cfg: Config) -> DataBundle:
-    """Zalando's 70,000 28x28 clothing images: the official 10k test set is `test`, val is carved from train."""
-    for folder in _fashion_places(cfg):
-        pairs = find_idx_pairs(folder)
-        if "train" in pairs and "test" in pairs:
-            return idx_bundle(pairs, cfg, FASHION_CLASSES, "fashion-mnist", hflip_ok=True)
-    if os.environ.get("CNNKIT_OFFLINE") != "1":
-        pairs = find_idx_pairs(_download_fashion())
-        if "train" in pairs and "test" in pairs:
-            return idx_bundle(pairs, cfg, FASHION_CLASSES, "fashion-mnist", hflip_ok=True)
-    raise CnnkitError(
-        "Fashion-MNIST not found: install it with `apt-get install dataset-fashion-mnist` "
-        "or pass --root DIR with the IDX files."
-    )
-
-
-def _fashion_places(cfg: Config) -> list[Path]:
-    places = [Path(cfg.data.root).expanduser()] if cfg.data.root else []
-    return [p for p in places + [DEBIAN_FASHION, CACHE_DIR / "FashionMNIST"] if p.is_dir()]
-
-
-def _download_fashion() -> Path:
-    """torchvision's downloader into CACHE_DIR; any failure (no network) just means "not found"."""
-    from torchvision.datasets import FashionMNIST
-
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # keep stdout clean for --json
-            for train in (True, False):
-                FashionMNIST(str(CACHE_DIR), train=train, download=True)
-    except Exception as e:  # noqa: BLE001 - offline, proxy, partial file: all end in the "not found" sentence
-        print(f"cnnkit: downloading Fashion-MNIST failed ({type(e).__name__}: {e})", file=sys.stderr)
-    finally:
-        socket.setdefaulttimeout(old)
-    return CACHE_DIR / "FashionMNIST"
-
-
-# ----- IDX pairs ----------------------------------------------------------------------------
 _IDX_NAME = re.compile(r"^(?P<prefix>.*?)[-_.]?(?P<kind>images[-_.]idx3|labels[-_.]idx1)[-_.]ubyte(?:\.gz)?$")
 
 
@@ -201,20 +136,21 @@ def idx_bundle(pairs: dict[str, tuple[Path, Path]], cfg: Config, classes: list[s
     x, y = data["train"]
     tr, va, te = carve_missing(y.numpy(), cfg, "val" in data, "test" in data)
     src = pairs["train"][0].name
-    splits = {"train": _tensor_split(x, y, tr, src)}
+    splits = {"train": TensorSplit.take(x, y, tr, src)}
     for split, idx in (("val", va), ("test", te)):
         if split in data:
-            splits[split] = _tensor_split(*data[split], None, pairs[split][0].name)
+            splits[split] = TensorSplit.take(*data[split], None, pairs[split][0].name)
         else:
-            splits[split] = _tensor_split(x, y, idx, src)
+            splits[split] = TensorSplit.take(x, y, idx, src)
     c, h, w = x.shape[1:]
     info = DatasetInfo("classify", list(classes), channels=int(c), image_size=int(h) if h == w else (int(h), int(w)),
                        name=name, hflip_ok=hflip_ok, extra={"size": (int(h), int(w))})
     return DataBundle(splits["train"], splits["val"], splits["test"], info)
 
 
-def _tensor_split(images: torch.Tensor, labels: torch.Tensor, idx: np.ndarray | None, source: str) -> TensorSplit:
-    idx = np.arange(len(labels)) if idx is None else np.asarray(idx, dtype=np.int64)
-    # np.take is ~5x faster than torch advanced indexing for a 60k x 784 uint8 gather (measured, 1 thread)
-    return TensorSplit(torch.from_numpy(np.take(images.numpy(), idx, axis=0)),
-                       torch.from_numpy(np.take(labels.numpy(), idx)), [f"{source}[{i}]" for i in idx.tolist()])
+@register_format("idx", task="classify", detect=lambda p: bool(find_idx_pairs(p)), priority=30)
+def load_idx(path: Path, cfg: Config) -> DataBundle:
+    pairs = find_idx_pairs(path)
+    folder = next(iter(pairs.values()))[0].parent  # classes.txt beside the files, or in the folder given
+    classes = read_classes_txt(folder) or read_classes_txt(path if path.is_dir() else path.parent)
+    return idx_bundle(pairs, cfg, classes, str(path))

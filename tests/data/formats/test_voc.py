@@ -6,9 +6,9 @@ from PIL import Image
 
 from cnnkit.config import Config
 from cnnkit.data import build_data
-from cnnkit.data.commands import WRITERS
+from cnnkit.data.formats.voc import VOC_CLASSES
+from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
-from cnnkit.data.voc import VOC_CLASSES
 
 XML = """<annotation><folder>VOC2012</folder><filename>{name}</filename>
 <size><width>60</width><height>40</height><depth>3</depth></size>

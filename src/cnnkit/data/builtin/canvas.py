@@ -31,7 +31,7 @@ from scipy import ndimage
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo, TensorSplit
 from cnnkit.data.detection import DetectionSplit
-from cnnkit.data.sources import BUILTINS
+from cnnkit.data.registry import BUILTINS
 from cnnkit.errors import CnnkitError
 
 CANVAS_COUNTS = {"train": 1500, "val": 300, "test": 300}

@@ -8,9 +8,9 @@ from PIL import Image
 
 from cnnkit.config import Config
 from cnnkit.data import build_data
-from cnnkit.data.commands import WRITERS
+from cnnkit.data.formats.yolo import label_path
+from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
-from cnnkit.data.yolo import label_path
 
 
 def read(path, **data):

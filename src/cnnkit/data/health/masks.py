@@ -20,8 +20,11 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
-from cnnkit.data.commands import INSPECTORS, HealthReport
+from cnnkit.data.formats import mask_folder, voc_seg
+from cnnkit.data.health.report import HealthReport
+from cnnkit.data.registry import INSPECTORS
 from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, read_mask
+from cnnkit.data.sources import build_named
 
 
 class _Tally:
@@ -85,7 +88,7 @@ def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | No
 
 
 def _listing_faults(report: HealthReport, bad: list[BadFile]) -> None:
-    for b in bad:  # reasons written by mask_folder.pairs / voc_seg.scan
+    for b in bad:  # reasons written by mask_folder.scan / voc_seg.scan
         kind = "missing-mask" if ("no mask" in b.reason or "mask is missing" in b.reason) else "missing-image"
         report.add(kind, b.path, b.reason)
 
@@ -118,34 +121,22 @@ def _classes_or_scan(root: Path, subsets: dict, given: list[str] | None) -> list
 
 @INSPECTORS.register("mask-folder")
 def inspect_mask_folder(path: Path, cfg: Config) -> HealthReport:
-    from cnnkit.data.mask_folder import pairs, read_classes, subsets
-
-    found, bad = {}, []
-    for key, (images_dir, masks_dir) in subsets(path).items():
-        found[key], missing = pairs(images_dir, masks_dir)
-        bad += missing
-    return _report(str(path), found, bad, _classes_or_scan(path, found, read_classes(path)), None)
+    found, bad = mask_folder.scan(path)
+    return _report(str(path), found, bad, _classes_or_scan(path, found, mask_folder.read_classes(path)), None)
 
 
 @INSPECTORS.register("voc-seg")
 def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
-    from cnnkit.data.mask_folder import read_classes
-    from cnnkit.data.voc_seg import VOC_CLASSES, scan, voc_root, wants_detection
-
-    root = voc_root(path) or path
-    if wants_detection(root, cfg) and "voc" in INSPECTORS:  # a full VOC folder: boxes unless segment is asked
+    root = voc_seg.voc_root(path) or path
+    if voc_seg.wants_detection(root, cfg):  # a full VOC folder: boxes unless segment is asked
         return INSPECTORS.get("voc")(path, cfg)
-    found, bad = scan(root)
-    return _report(str(path), found, bad, read_classes(root) or list(VOC_CLASSES), None)
+    found, bad = voc_seg.scan(root)
+    return _report(str(path), found, bad, mask_folder.read_classes(root) or list(voc_seg.VOC_CLASSES), None)
 
 
 @INSPECTORS.register("segment")
 def inspect_segment_builtin(path: Path, cfg: Config) -> HealthReport:
     """A built-in segmentation set (digits-seg): the same checks on the generated tensors."""
-    from cnnkit.data.sources import build_data
-
-    cfg = cfg.copy()
-    cfg.data.name = str(path)
-    bundle = build_data(cfg)
+    bundle = build_named(str(path), cfg)
     splits = {s: bundle.split(s) for s in ("train", "val", "test")}
     return _report(str(path), splits, list(bundle.info.bad_files), bundle.info.classes, bundle.info.channels)
