@@ -4,6 +4,7 @@
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -100,6 +101,7 @@ def test_run_files_hold_no_minus_one(no_gt_run):
 def test_console_table_shows_n_a_and_one_reason(no_gt_run, capsys):
     assert main(["eval", str(no_gt_run.dir)]) == 0
     out = capsys.readouterr().out
-    assert "-1" not in out and "n/a" in out
+    # pycocotools' sentinel prints as -1.0000 in a table cell; the run's temp path may hold "pytest-1..."
+    assert not re.search(r"(?<![\w/.-])-1(\.0+)?\b", out) and "n/a" in out
     assert sum("the split has no ground-truth boxes" in line for line in out.splitlines()) == 1
     assert "fp_per_image" in out
