@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -108,3 +109,20 @@ def test_cli_errors(digits_run, tmp_path):
     with pytest.raises(CnnkitError, match="Unknown class"):
         explain_cli(str(digits_run.dir), _digit_pngs(tmp_path)[:1], "gradcam", "cat", None, str(tmp_path), False,
                     None, True)
+
+
+def test_api_converts_an_rgb_file_for_a_grayscale_run_like_the_cli(digits_run, tmp_path):
+    """`cnnkit.explain(run_dir, ["rgb.png"])` on a 1-channel model: the file is decoded to gray,
+    the same way as `cnnkit explain` does it, so both give the same map."""
+    import cnnkit
+
+    gray = np.array(Image.open(_digit_pngs(tmp_path)[0]))
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(np.stack([gray] * 3, -1)).save(rgb)
+    (api,) = cnnkit.explain(digits_run.dir, [str(rgb)], method="gradcam")
+    assert torch.equal(api.image, torch.from_numpy(gray)[None])  # decoded to the model's one channel
+    cli = explain_cli(str(digits_run.dir), [str(rgb)], "gradcam", None, None, str(tmp_path / "cli"), False, None, True)
+    assert cli["explanations"][0]["target"] == api.target
+    torch.testing.assert_close(api.map, explain(digits_run.dir, [torch.from_numpy(gray)[None]], "gradcam")[0].map)
+    rgb_tensor = torch.from_numpy(np.stack([gray] * 3))  # a uint8 RGB tensor is converted the same way
+    torch.testing.assert_close(api.map, explain(digits_run.dir, rgb_tensor, "gradcam")[0].map)

@@ -9,21 +9,21 @@ from cnnkit.explain.targets import detector_outputs
 from .conftest import tiny_classifier, tiny_detector, tiny_segmenter
 
 
-def _auto(model, task, x):
-    run = (lambda: detector_outputs(model, x)) if task == "detect" else (lambda: model(x))
-    return auto_layer(model, task, run)
+def _auto(model, output, x):
+    run = (lambda: detector_outputs(model, x)) if output == "boxes" else (lambda: model(x))
+    return auto_layer(model, output, run)
 
 
 def test_lenet_picks_the_second_pooling_layer():
     from cnnkit.models.lenet import LeNet5
 
     model = LeNet5(10, 1, 32).eval()
-    assert _auto(model, "classify", torch.zeros(1, 1, 32, 32)) == "features.s4"
+    assert _auto(model, "logits", torch.zeros(1, 1, 32, 32)) == "features.s4"
 
 
 def test_flat_model_picks_the_last_spatial_module_after_a_conv():
     # conv2 -> relu2 (16 x 8 x 8) -> global pool (1 x 1): relu2 closes the last stage
-    assert _auto(tiny_classifier(), "classify", torch.zeros(1, 1, 16, 16)) == "relu2"
+    assert _auto(tiny_classifier(), "logits", torch.zeros(1, 1, 16, 16)) == "relu2"
 
 
 def test_resnet_picks_the_last_block_not_a_layer_inside_it():
@@ -31,16 +31,16 @@ def test_resnet_picks_the_last_block_not_a_layer_inside_it():
 
     model = resnet18(weights=None, num_classes=4).eval()
     # bn2 of the last block shares storage with the block output (in-place `out += identity`)
-    assert _auto(model, "classify", torch.zeros(1, 3, 64, 64)) == "layer4.1"
+    assert _auto(model, "logits", torch.zeros(1, 3, 64, 64)) == "layer4.1"
 
 
 def test_segmenter_skips_the_logit_head():
-    assert _auto(tiny_segmenter(), "segment", torch.zeros(1, 3, 16, 16)) == "relu2"
+    assert _auto(tiny_segmenter(), "pixel_logits", torch.zeros(1, 3, 16, 16)) == "relu2"
 
 
 def test_detector_searches_inside_the_backbone_body():
     det = tiny_detector()
-    name = _auto(det, "detect", torch.rand(1, 3, 48, 64))
+    name = _auto(det, "boxes", torch.rand(1, 3, 48, 64))
     assert name.startswith("backbone.body.layer2")
 
 

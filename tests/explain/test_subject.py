@@ -23,7 +23,7 @@ def test_baselines():
 def test_detector_input_is_the_image_in_0_1():
     img = random_image(3, 30, 40)
     s = from_model(tiny_detector(), img)
-    assert s.task == "detect" and s.classes == []
+    assert s.task == "detect" and s.output == "boxes" and s.classes == []
     torch.testing.assert_close(s.to_input(img), img.float()[None] / 255)
 
 

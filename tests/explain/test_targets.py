@@ -6,7 +6,7 @@ from torchvision.ops import box_iou
 
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.api import explain
-from cnnkit.explain.targets import infer_task, make_target, parse_class, split_targets
+from cnnkit.explain.targets import infer_output, make_target, parse_class, split_targets
 
 from .conftest import random_image, tiny_classifier, tiny_detector, tiny_segmenter
 
@@ -25,7 +25,7 @@ def test_parse_class_by_name_then_index():
 def test_class_target_defaults_to_the_prediction():
     model = tiny_classifier()
     x = torch.rand(1, 1, 16, 16)
-    score, info = make_target("classify", model, x, None, ["a", "b", "c"])
+    score, info = make_target("logits", model, x, None, ["a", "b", "c"])
     assert info["index"] == int(model(x).argmax()) and info["predicted"]
     torch.testing.assert_close(score(x), model(x)[:, info["index"]:info["index"] + 1])
     torch.testing.assert_close(score.prob(x), model(x).softmax(1)[:, info["index"]])
@@ -36,12 +36,12 @@ def test_box_target_by_index_and_by_iou():
     x = torch.rand(1, 3, 48, 64)
     with torch.no_grad():
         pred = det(list(x))[0]
-    score, info = make_target("detect", det, x, "2", [])
+    score, info = make_target("boxes", det, x, "2", [])
     assert info["index"] == 2 and info["score"] == pytest.approx(float(pred["scores"][2]))
     assert float(score(x)[0, 0].detach()) == pytest.approx(float(pred["scores"][2]))
 
     box = pred["boxes"][1] + torch.tensor([1.0, -1.0, 1.0, 1.0])
-    _, info = make_target("detect", det, x, ",".join(f"{v:.2f}" for v in box.tolist()), [])
+    _, info = make_target("boxes", det, x, ",".join(f"{v:.2f}" for v in box.tolist()), [])
     best = int(box_iou(box[None], pred["boxes"])[0].argmax())
     assert info["index"] == best and info["iou_with_given"] > 0.5
 
@@ -49,7 +49,7 @@ def test_box_target_by_index_and_by_iou():
 def test_box_score_is_differentiable_wrt_the_input():
     det = tiny_detector()
     x = torch.rand(1, 3, 48, 64)
-    score, _ = make_target("detect", det, x, None, [])
+    score, _ = make_target("boxes", det, x, None, [])
     xg = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(score(xg).sum(), xg)
     assert float(g.abs().sum()) > 0
@@ -59,11 +59,11 @@ def test_bad_box_targets():
     det = tiny_detector()
     x = torch.rand(1, 3, 48, 64)
     with pytest.raises(CnnkitError, match="out of range"):
-        make_target("detect", det, x, "99", [])
+        make_target("boxes", det, x, "99", [])
     with pytest.raises(CnnkitError, match="x1,y1,x2,y2"):
-        make_target("detect", det, x, "1,2,3", [])
+        make_target("boxes", det, x, "1,2,3", [])
     with pytest.raises(CnnkitError, match="No predicted box overlaps"):
-        make_target("detect", det, x, "500,500,600,600", [])
+        make_target("boxes", det, x, "500,500,600,600", [])
 
 
 def test_segmentation_target_sums_class_logits_over_its_region():
@@ -77,12 +77,12 @@ def test_segmentation_target_sums_class_logits_over_its_region():
     pred = out.argmax(0)
     counts = torch.bincount(pred.flatten(), minlength=3)
     counts[0] = -1  # background does not count for the default
-    score, info = make_target("segment", seg, x, None, ["background", "a", "b"])
+    score, info = make_target("pixel_logits", seg, x, None, ["background", "a", "b"])
     k = int(counts.argmax())
     assert info["index"] == k and info["kind"] == "segment-class" and info["pixels"] == int(counts[k]) > 0
     with torch.no_grad():
         assert float(score(x)[0, 0]) == pytest.approx(float((out[k] * (pred == k)).sum()), rel=1e-5)
-    _, info = make_target("segment", seg, x, "b", ["background", "a", "b"])
+    _, info = make_target("pixel_logits", seg, x, "b", ["background", "a", "b"])
     assert info["index"] == 2
 
 
@@ -95,16 +95,16 @@ def test_explanations_for_a_box_and_a_segment_class_have_the_image_size():
     assert e.map.shape == (20, 24)
 
 
-def test_task_is_read_from_the_output():
-    assert infer_task(tiny_classifier(), torch.rand(1, 1, 8, 8)) == "classify"
-    assert infer_task(tiny_segmenter(), torch.rand(1, 3, 8, 8)) == "segment"
-    assert infer_task(tiny_detector(), torch.rand(1, 3, 32, 32)) == "detect"
+def test_output_kind_is_read_from_the_model_output():
+    assert infer_output(tiny_classifier(), torch.rand(1, 1, 8, 8)) == "logits"
+    assert infer_output(tiny_segmenter(), torch.rand(1, 3, 8, 8)) == "pixel_logits"
+    assert infer_output(tiny_detector(), torch.rand(1, 3, 32, 32)) == "boxes"
 
 
 def test_split_targets():
-    assert split_targets(None, "classify") == [None]
-    assert split_targets("cat,dog", "classify") == ["cat", "dog"]
-    assert split_targets("1,2,3,4;0", "detect") == ["1,2,3,4", "0"]
+    assert split_targets(None, "logits") == [None]
+    assert split_targets("cat,dog", "logits") == ["cat", "dog"]
+    assert split_targets("1,2,3,4;0", "boxes") == ["1,2,3,4", "0"]
 
 
 def test_degenerate_boxes_still_match_themselves():
@@ -147,7 +147,7 @@ def test_tinydet_boxes_get_gradient_explanations():
     torch.manual_seed(0)
     det = build_model("tinydet", num_classes=3, in_channels=3, image_size=48, score_thresh=0.0).eval()
     x = torch.rand(1, 3, 48, 48)
-    score, info = make_target("detect", det, x, "0", [])
+    score, info = make_target("boxes", det, x, "0", [])
     assert score.differentiable
     assert float(score(x)[0, 0].detach()) == pytest.approx(info["score"], rel=1e-5)
     xg = x.clone().requires_grad_(True)

@@ -1,4 +1,4 @@
-"""DetectTask: defaults, epoch-seeded box-aware loading, one training step, metrics, plots, predict_files."""
+"""DetectTask: defaults, epoch-seeded box-aware loading, one training step, metrics, plots, the predict loop's records."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.builtin.canvas import digit_canvases
 from cnnkit.data.detection import apply_transform, detection_transform
+from cnnkit.engine.predictor import predict_files
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task
 
@@ -116,8 +117,8 @@ def test_one_step_predict_metric_plots_and_predict_files(task_cfg, bundle, tmp_p
         files.append(str(tmp_path / f"t{i}.png"))
     (tmp_path / "broken.png").write_bytes(b"nope")
     meta = {"preprocess": task.preprocessing(cfg, bundle.info), "classes": bundle.info.classes}
-    records = task.predict_files(model, meta, files + [str(tmp_path / "broken.png")], tmp_path / "out",
-                                 conf=0.0, iou=0.5)
+    records = predict_files(task, model, meta, files + [str(tmp_path / "broken.png")], tmp_path / "out",
+                            conf=0.0, iou=0.5)
     assert len(records) == 3 and "error" in records[2]
     dets = records[0]["detections"]
     assert records[0]["width"] == SIZE and len(dets) <= 100
@@ -127,7 +128,7 @@ def test_one_step_predict_metric_plots_and_predict_files(task_cfg, bundle, tmp_p
     flat = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert len(flat) == len(dets) + len(records[1]["detections"])
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["0001_t0.png", "0002_t1.png"]
-    high = task.predict_files(model, meta, files[:1], None, conf=1.01)
+    high = predict_files(task, model, meta, files[:1], None, conf=1.01)
     assert high[0]["detections"] == []
 
 

@@ -1,5 +1,5 @@
 """The segment task: losses against references, class weights, the epoch-seeded loader, a training
-step end to end (model, predict, metric, plots) and `predict_files` outputs."""
+step end to end (model, predict, metric, plots) and the predict loop's outputs."""
 import json
 
 import numpy as np
@@ -11,6 +11,7 @@ from PIL import Image
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.segmentation import IGNORE_INDEX, SegSplit, read_mask
+from cnnkit.engine.predictor import predict_files
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task
 from cnnkit.tasks.segment import dice_loss, focal_loss, median_frequency_weights
@@ -162,7 +163,7 @@ def test_predict_files_writes_mask_overlay_and_pixel_counts(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 45), dtype=np.uint8)).save(img)
     (tmp_path / "bad.png").write_bytes(b"")
     meta = {"preprocess": task.preprocessing(cfg, info), "classes": info.classes}
-    recs = task.predict_files(model, meta, [str(img), str(tmp_path / "bad.png")], tmp_path / "out")
+    recs = predict_files(task, model, meta, [str(img), str(tmp_path / "bad.png")], tmp_path / "out")
     json.dumps(recs)
     rec = recs[0]
     assert sum(rec["pixels"].values()) == 37 * 45 and set(rec["pixels"]) == set(CLASSES)

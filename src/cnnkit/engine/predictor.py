@@ -30,13 +30,8 @@ class Predictor:
         return self.info.classes
 
     def preprocess(self, images: list[torch.Tensor]) -> torch.Tensor:
-        """uint8 C x H x W images -> the normalised batch the model was trained on."""
-        from cnnkit.data.transforms import resize_uint8, to_model_input
-
-        pre = self.meta["preprocess"]
-        if "mean" in pre:
-            return to_model_input(torch.stack([resize_uint8(i, pre["size"]) for i in images]), pre).to(self.device)
-        return torch.stack([resize_uint8(i, pre["size"]) for i in images]).float().div(255).to(self.device)
+        """uint8 C x H x W images -> the model input the task builds from them (`Task.model_input`)."""
+        return self.task.model_input(images, self.meta["preprocess"]).to(self.device)
 
     def check_compatible(self, info: DatasetInfo) -> None:
         if info.classes != self.info.classes:
@@ -53,8 +48,8 @@ class Predictor:
                        for i, img in enumerate(items) if not isinstance(img, (str, Path))}
             names = iter(written)
             paths = expand_inputs([item if isinstance(item, (str, Path)) else next(names) for item in items])
-            records = self.task.predict_files(self.model, self.meta, paths, Path(save_dir) if save_dir else None,
-                                              **options)
+            records = predict_files(self.task, self.model, self.meta, paths, Path(save_dir) if save_dir else None,
+                                    **options)
         for r in records:
             r["file"] = written.get(r["file"], r["file"])
         return records
@@ -63,6 +58,47 @@ class Predictor:
 def load(source: str | Path, device: str = "auto") -> Predictor:
     """A run directory (its best.pt) or a checkpoint file -> Predictor."""
     return Predictor(load_checkpoint(source), device=device)
+
+
+@torch.no_grad()
+def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: list[str], save_dir: Path | None,
+                  **options: Any) -> list[dict[str, Any]]:
+    """The one loop over input files: read, `task.model_input`, `task.predict_one`, one JSON record
+    each (`task.record`; unreadable files get {"file", "error"}), and with `save_dir` the task's
+    drawings (`<n>_<stem><suffix>.png`, or captioned tiles in one predictions.png) and result files."""
+    import json
+
+    from cnnkit.data.decode import BadImage, read_image
+    from cnnkit.report.draw import save_png
+
+    pre = meta["preprocess"]
+    device = next(model.parameters()).device
+    model.eval()
+    records, tiles = [], []
+    for n, path in enumerate(paths, start=1):
+        try:
+            img = read_image(str(path), pre["channels"])
+        except BadImage as e:
+            records.append({"file": str(path), "error": e.reason})
+            continue
+        pred = task.predict_one(model, task.model_input([img], pre).to(device), img, **options)
+        record = {"file": str(path), **task.record(pred, img, meta, n, **options)}
+        if save_dir is not None:
+            for d in task.draw(img, pred, meta, Path(path).name, **options):
+                if d.caption is not None:
+                    tiles.append((d.image, d.caption))
+                else:
+                    record[d.key] = str(save_png(d.image, Path(save_dir) / f"{n:04d}_{Path(path).stem}{d.suffix}.png"))
+        records.append(record)
+    if save_dir is not None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        for name, content in task.result_files(records).items():
+            (Path(save_dir) / name).write_text(json.dumps(content))
+        if tiles:
+            from cnnkit.report.plots import image_grid
+
+            image_grid([t for t, _ in tiles], [c for _, c in tiles], Path(save_dir) / "predictions.png")
+    return records
 
 
 def expand_inputs(items) -> list[str]:

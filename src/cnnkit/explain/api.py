@@ -17,13 +17,11 @@ import torch
 from torch import nn
 
 from cnnkit.errors import CnnkitError, did_you_mean
-from cnnkit.explain.explanation import Explanation, display_image, to_image_map
-from cnnkit.explain.layers import first_convs
-from cnnkit.explain.methods import ATTRIBUTIONS, LAYER_METHODS, attribute, parse_methods
-from cnnkit.explain.subject import Subject, as_images, blur, from_model, from_path, read_images, run_dir_of
-from cnnkit.explain.targets import make_target, split_targets
+from cnnkit.explain.explanation import Explanation
+from cnnkit.explain.methods import ATTRIBUTIONS, parse_methods
+from cnnkit.explain.runner import SUBJECT_OPTIONS, run
+from cnnkit.explain.subject import Subject, as_images, from_model, from_path, run_dir_of
 
-SUBJECT_OPTIONS = ("task", "classes", "preprocess")
 METHOD_OPTIONS = ("steps", "baseline", "window", "stride", "internal_batch_size", "ig_method", "perturbations_per_eval",
                   "nt_samples", "noise", "min_iou")
 
@@ -62,57 +60,13 @@ def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam"
             known = SUBJECT_OPTIONS + METHOD_OPTIONS
             raise CnnkitError(f'Unknown explain option "{key}".{did_you_mean(key, known)} '
                               f"Options: {', '.join(known)}.")
-    channels = None if isinstance(model_or_path, nn.Module) else _channels_of(model_or_path)
-    imgs = as_images(images, channels)
-    subject = load_subject(model_or_path, imgs[0][1], **options)
+    # A run or checkpoint says its channel count: images are decoded to it, as `explain_cli` does.
+    # A bare model learns it from the first image.
+    subject = None if isinstance(model_or_path, nn.Module) else load_subject(model_or_path)
+    imgs = as_images(images, subject.channels if subject is not None else None)
+    subject = subject or load_subject(model_or_path, imgs[0][1], **options)
     explanations, _ = run(subject, imgs, parse_methods(method), target, layer, options)
     return explanations
-
-
-def _channels_of(source: Any) -> int | None:
-    return source.channels if isinstance(source, Subject) else None
-
-
-def run(subject: Subject, imgs: list[tuple[str, torch.Tensor]], methods: list[str], target: Any,
-        layer: str | None, options: dict[str, Any], keep_records: bool = False
-        ) -> tuple[list[Explanation], list[dict[str, Any]]]:
-    """Explanations (and, for --evaluate, the inputs the faithfulness checks reuse)."""
-    options = {k: v for k, v in options.items() if k not in SUBJECT_OPTIONS}
-    explanations: list[Explanation] = []
-    records: list[dict[str, Any]] = []
-    for name, image in imgs:
-        x = subject.to_input(image)
-        shown = display_image(image)
-        for spec in split_targets(target, subject.task):
-            score, info = make_target(subject.task, subject.model, x, spec, subject.classes,
-                                      float(options.get("min_iou", 0.5)))
-            baseline = subject.baseline(options.get("baseline", "black"), image, x)
-            raws: dict[str, torch.Tensor] = {}
-            layers: dict[str, str | None] = {}
-            placements: dict[str, dict[str, Any]] = {}
-            for method in methods:
-                if method == "filters":
-                    continue
-                lname, lmod, placement = None, None, {}
-                if method in LAYER_METHODS:
-                    lname, lmod = subject.layer(layer, x, "first" if method == "featuremaps" else "cam")
-                    placement = subject.placement(lname, x)
-                raw, extra = attribute(method, score, x, lmod, baseline, {**options, **placement})
-                raws[method], layers[method], placements[method] = raw, lname, placement
-                explanations.append(Explanation(method, to_image_map(raw, tuple(image.shape[-2:])), raw, shown,
-                                                info, lname, name, extra))
-            if keep_records:
-                records.append({"name": name, "x": x, "score": score, "target": info, "baseline": baseline,
-                                "blurred": blur(x), "raws": raws, "layers": layers, "placements": placements})
-    if "filters" in methods:
-        from cnnkit.explain.feature_maps import conv_weights
-
-        x0 = subject.to_input(imgs[0][1])
-        names = [layer] if layer else first_convs(subject.model, subject.run(x0), n=2)
-        for lname in names:
-            explanations.append(Explanation("filters", None, None, None, {}, lname, "",
-                                            {"weights": conv_weights(subject.model, lname)}))
-    return explanations, records
 
 
 def _stems(names: list[str]) -> dict[str, str]:
@@ -169,7 +123,7 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
     options = {"steps": int(steps), "window": int(window), "stride": int(stride)}
     summary: dict[str, Any] = {"source": str(source), "task": subject.task, "methods": method_list,
                                "save_dir": str(out_dir), "options": options}
-    imgs = read_images(list(images), subject.channels) if images else []
+    imgs = as_images(list(images), subject.channels) if images else []
     if worst:
         from cnnkit.explain.worst import review_worst
 

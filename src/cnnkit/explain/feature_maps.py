@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+from cnnkit.report.plots import _save  # first: it selects matplotlib's Agg backend
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -40,9 +39,7 @@ def _mosaic(tiles: torch.Tensor, nrow: int, path: str | Path, title: str, cmap: 
     ax.axis("off")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, Path(path))
 
 
 def save_feature_grid(features: torch.Tensor, path: str | Path, title: str = "", max_maps: int = MAX_MAPS) -> Path:

@@ -43,10 +43,10 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
                       f"Conv layers: {', '.join(convs[:12])}{' ...' if len(convs) > 12 else ''}.")
 
 
-def _search_root(model: nn.Module, task: str) -> tuple[str, nn.Module]:
+def _search_root(model: nn.Module, output: str) -> tuple[str, nn.Module]:
     """Where a detector's feature extractor lives: the shallowest `*.body` (torchvision's
     BackboneWithFPN, cnnkit's detectors), else `*.backbone` / `*.encoder`; the whole model otherwise."""
-    if task not in ("detect", "instance"):  # the box tasks (targets.BOX_TASKS)
+    if output != "boxes":
         return "", model
     named = [(n, m) for n, m in model.named_modules() if n]
     for leaf in (("body",), ("backbone", "encoder")):
@@ -86,14 +86,15 @@ def trace(model: nn.Module, run: Callable[[], object], modules: dict[str, nn.Mod
     return seen
 
 
-def auto_layer(model: nn.Module, task: str, run: Callable[[], object]) -> str:
+def auto_layer(model: nn.Module, output: str, run: Callable[[], object]) -> str:
     """Name of the module ending the last conv stage: the last module (run once) whose output
-    is still a spatial map (see module docstring)."""
-    prefix, root = _search_root(model, task)
+    is still a spatial map (see module docstring). `output`: what the model answers with
+    (`Task.output`: "logits", "boxes", "pixel_logits")."""
+    prefix, root = _search_root(model, output)
     modules = {prefix + n: m for n, m in root.named_modules() if n}
     if prefix:
         modules[prefix[:-1]] = root
-    out_channels = _output_channels(model, run) if task == "segment" else None
+    out_channels = _output_channels(model, run) if output == "pixel_logits" else None
     seen = trace(model, run, modules)
     first_conv = min((rec["first"] for name, rec in seen.items() if isinstance(modules[name], nn.Conv2d)),
                      default=None)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from cnnkit.report.plots import _save  # first: it selects matplotlib's Agg backend
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -45,9 +44,7 @@ def save_overlay(expl, path: str | Path, title: str | None = None) -> Path:
     if art is not None:
         fig.colorbar(art, ax=ax, fraction=0.046, pad=0.04, label="importance (scaled to 0..1)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, Path(path))
 
 
 def save_grid(rows: list[list[Any]], path: str | Path, row_labels: list[str] | None = None,
@@ -70,9 +67,7 @@ def save_grid(rows: list[list[Any]], path: str | Path, row_labels: list[str] | N
             art = _draw(axes[i][j + offset], expl, title) or art
     if art is not None:
         fig.colorbar(art, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="importance (0..1)")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, Path(path))
 
 
 def save_curves(methods: dict[str, dict[str, Any]], path: str | Path) -> Path:
@@ -101,6 +96,4 @@ def save_curves(methods: dict[str, dict[str, Any]], path: str | Path) -> Path:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, Path(path))

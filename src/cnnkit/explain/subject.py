@@ -1,11 +1,12 @@
-"""The model being explained, with what explain needs around it: task, class names, how an
-image becomes model input, the reference inputs (baselines), and its layers.
+"""The model being explained, with what explain needs around it: task, what the model answers
+with (`Task.output`), class names, how an image becomes model input, the reference inputs
+(baselines), and its layers.
 
-Built from a run directory / checkpoint (through `cnnkit.engine.predictor.load`, so the
-evaluation preprocessing is exactly the one the model was trained with) or from a bare
-`nn.Module` (the task is read from its output; images are scaled to 0..1).
-Classifiers and segmenters take the predictor's preprocessed batch; detectors take the
-image as float 0..1 at its own size (their transform resizes and normalises inside).
+Built from a run directory / checkpoint (through `cnnkit.engine.predictor.load`, so an image
+becomes model input exactly as in `cnnkit predict`: the task's `model_input`) or from a bare
+`nn.Module` (what it answers with is read from its output; images are scaled to 0..1).
+Images given as files are decoded to the model's channel count, the same way for the Python
+API and the CLI (`as_images`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.layers import auto_layer, first_convs, get_layer, layer_geometry, valid_fraction
-from cnnkit.explain.targets import BOX_TASKS, detector_outputs, infer_task, model_logits
+from cnnkit.explain.targets import detector_outputs, infer_output, model_logits
 
 BASELINES = ("black", "zero", "blur")  # named reference inputs for integrated gradients and occlusion
 
@@ -33,6 +34,7 @@ def _scale(images: list[torch.Tensor]) -> torch.Tensor:
 class Subject:
     model: nn.Module
     task: str
+    output: str  # what the model answers with: "logits", "boxes" or "pixel_logits" (Task.output)
     classes: list[str]
     preprocess: Callable[[list[torch.Tensor]], torch.Tensor]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -45,8 +47,6 @@ class Subject:
     # ---- inputs -------------------------------------------------------------------
     def to_input(self, image: torch.Tensor) -> torch.Tensor:
         """One image (C x H x W) -> model input 1 x C x h x w on the model's device."""
-        if self.task in BOX_TASKS:
-            return _scale([image]).to(self.device)
         return self.preprocess([image]).to(self.device).float()
 
     def baseline(self, kind: Any, image: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,7 @@ class Subject:
 
     # ---- model --------------------------------------------------------------------
     def run(self, x: torch.Tensor) -> Callable[[], Any]:
-        if self.task in BOX_TASKS:
+        if self.output == "boxes":
             return lambda: detector_outputs(self.model, x)
         return lambda: model_logits(self.model, x)
 
@@ -81,13 +81,13 @@ class Subject:
             if kind == "first":
                 self._layers[kind] = first_convs(self.model, self.run(x), n=1)[0]
             else:
-                self._layers[kind] = auto_layer(self.model, self.task, self.run(x))
+                self._layers[kind] = auto_layer(self.model, self.output, self.run(x))
         chosen = self._layers[kind]
         return chosen, get_layer(self.model, chosen)
 
     def placement(self, layer_name: str, x: torch.Tensor) -> dict[str, Any]:
         """How a map of `layer_name` lands on the input x: options for `methods.attribute`."""
-        if self.task in BOX_TASKS:  # resized and padded inside the detector: crop the padding
+        if self.output == "boxes":  # resized and padded inside the detector: crop the padding
             return {"fraction": valid_fraction(self.model, x)}
         key = (layer_name, tuple(x.shape[-2:]))
         if key not in self._geometry:
@@ -108,7 +108,10 @@ def blur(x: torch.Tensor) -> torch.Tensor:
 def from_model(model: nn.Module, sample: torch.Tensor, task: str | None = None,
                classes: list[str] | None = None,
                preprocess: Callable[[list[torch.Tensor]], torch.Tensor] | None = None) -> Subject:
-    """A bare model: task from its output on `sample` unless given, classes numbered."""
+    """A bare model: its task (a registered name) when given, else the first registered task whose
+    `output` matches what the model answers on `sample`; classes numbered unless given."""
+    from cnnkit.tasks import TASKS
+
     model.eval()
     try:
         device = next(model.parameters()).device
@@ -116,17 +119,19 @@ def from_model(model: nn.Module, sample: torch.Tensor, task: str | None = None,
         device = torch.device("cpu")
     prep = preprocess or _scale
     if task is None:
-        task = infer_task(model, _scale([sample]).to(device) if preprocess is None
-                          else prep([sample]).to(device))
+        output = infer_output(model, prep([sample]).to(device))
+        task = next((name for name in TASKS if TASKS.get(name).output == output), output)
+    else:
+        output = TASKS.get(task).output
     if classes is None:
-        classes = _numbered_classes(model, prep([sample]).to(device), task)
-    return Subject(model=model, task=task, classes=list(classes), preprocess=prep, device=device,
+        classes = _numbered_classes(model, prep([sample]).to(device), output)
+    return Subject(model=model, task=task, output=output, classes=list(classes), preprocess=prep, device=device,
                    channels=int(sample.shape[0]))
 
 
-def _numbered_classes(model: nn.Module, x: torch.Tensor, task: str) -> list[str]:
+def _numbered_classes(model: nn.Module, x: torch.Tensor, output: str) -> list[str]:
     with torch.no_grad():
-        if task in BOX_TASKS:  # names fall back to the label number
+        if output == "boxes":  # names fall back to the label number
             return []
         return [str(i) for i in range(model_logits(model, x).shape[1])]
 
@@ -137,9 +142,9 @@ def from_path(source: str | Path) -> Subject:
 
     pred = load(str(source))
     meta = dict(pred.meta)
-    task = getattr(pred.task, "name", None) or meta.get("task")
     pred.model.eval()
-    return Subject(model=pred.model, task=task, classes=list(meta.get("classes") or pred.info.classes),
+    return Subject(model=pred.model, task=pred.task.name, output=pred.task.output,
+                   classes=list(meta.get("classes") or pred.info.classes),
                    preprocess=pred.preprocess, device=torch.device(pred.device), source=str(source), meta=meta,
                    channels=meta.get("channels") or pred.info.channels)
 
@@ -165,7 +170,9 @@ def read_images(paths: list[str], channels: int | None) -> list[tuple[str, torch
 
 
 def as_images(images: Any, channels: int | None) -> list[tuple[str, torch.Tensor]]:
-    """Paths, a C x H x W / N x C x H x W tensor, or a list of either -> [(name, image)]."""
+    """Paths, a C x H x W / N x C x H x W tensor, or a list of either -> [(name, image)], each with
+    `channels` channels (None: as they are). Files are decoded to that count by the project's
+    reader, as `cnnkit explain` does; uint8 tensors are converted the same way (through PNG bytes)."""
     if isinstance(images, (str, Path)):
         images = [images]
     if isinstance(images, torch.Tensor):
@@ -174,12 +181,30 @@ def as_images(images: Any, channels: int | None) -> list[tuple[str, torch.Tensor
     for i, item in enumerate(images):
         if isinstance(item, (str, Path)):
             out += read_images([str(item)], channels)
-        elif isinstance(item, torch.Tensor) and item.dim() == 3:
-            out.append((str(i), item))
-        elif isinstance(item, torch.Tensor) and item.dim() == 2:
-            out.append((str(i), item[None]))
+        elif isinstance(item, torch.Tensor) and item.dim() in (2, 3):
+            out.append((str(i), _with_channels(item if item.dim() == 3 else item[None], channels, i)))
         else:
             raise CnnkitError(f"Image {i} is neither a file path nor a C x H x W tensor.")
     if not out:
         raise CnnkitError("No images to explain: give at least one image file.")
     return out
+
+
+def _with_channels(image: torch.Tensor, channels: int | None, index: int) -> torch.Tensor:
+    """A C x H x W tensor with `channels` channels: gray <-> RGB as `read_image` converts files."""
+    if channels is None or image.shape[0] == channels:
+        return image
+    if image.dtype != torch.uint8 or image.shape[0] not in (1, 3):
+        raise CnnkitError(f"Image {index} has {image.shape[0]} channels and the model takes {channels}: "
+                          "give a uint8 gray or RGB tensor (it is converted) or one with the model's channels.")
+    import io
+
+    from PIL import Image
+
+    from cnnkit.data.decode import read_image
+
+    arr = image.detach().cpu()
+    buf = io.BytesIO()
+    Image.fromarray(arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()).save(buf, "PNG")
+    buf.seek(0)
+    return read_image(buf, channels)

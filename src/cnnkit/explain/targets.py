@@ -1,20 +1,21 @@
-"""What an explanation explains: one differentiable score per input, chosen per task.
+"""What an explanation explains: one differentiable score per input, chosen by what the model
+answers with (`Task.output`: "logits", "boxes" or "pixel_logits").
 
 Attribution methods (Captum's and ours) need a function `model input N x C x H x W ->
 N x 1 score`. This module turns a model, an input and a `--target` value into such a
 function, as an `nn.Module` wrapping the model (Captum's guided backprop looks for the
 ReLU modules inside it):
 
-- classification: the logit of one class (default: the predicted class); `--target` is a
+- "logits" (classification): the logit of one class (default: the predicted class); `--target` is a
   class name or index;
-- detection (and instance segmentation): the score of one predicted box (default: the
+- "boxes" (detection, instance segmentation): the score of one predicted box (default: the
   top-scoring box); `--target i` picks prediction i, `--target x1,y1,x2,y2` the prediction
   that best overlaps that box. The detector is re-run for every input, so the box is
   matched again by IoU (same label) each call — NMS reorders and drops boxes as the input
   changes; the score stays differentiable w.r.t. the input because torchvision's
   post-processing only indexes the score tensor. A detector that decodes under no_grad
   (cnnkit's tinydet) has no such gradient: only gradient-free methods (occlusion) apply;
-- segmentation: the sum of one class's logits over the pixels predicted as that class on
+- "pixel_logits" (segmentation): the sum of one class's logits over the pixels predicted as that class on
   the original image (default: the non-background class covering most pixels).
 
 Every target also has `prob(x)`, a bounded version of the same score (softmax
@@ -33,7 +34,7 @@ from torchvision.ops import box_iou
 
 from cnnkit.errors import CnnkitError, did_you_mean
 
-BOX_TASKS = ("detect", "instance")  # models that answer with {boxes, labels, scores[, masks]}
+OUTPUTS = ("logits", "boxes", "pixel_logits")  # the `Task.output` kinds explain knows
 BACKGROUND_NAMES = ("background", "__background__", "_background_", "bg")
 
 
@@ -50,21 +51,22 @@ def detector_outputs(model: nn.Module, x: torch.Tensor) -> list[dict[str, torch.
     return model(list(x))
 
 
-def infer_task(model: nn.Module, x: torch.Tensor) -> str:
-    """Task of a bare model from its eval output: list of dicts, N x K, or N x K x H x W."""
+def infer_output(model: nn.Module, x: torch.Tensor) -> str:
+    """What a bare model answers with, from its eval output: a list of dicts ("boxes"),
+    N x K x H x W ("pixel_logits") or N x K ("logits")."""
     with torch.no_grad():
         try:
             out = model(x)
         except Exception:  # detectors may refuse a batch tensor and want a list
             out = model(list(x))
     if isinstance(out, (list, tuple)) and out and isinstance(out[0], dict) and "boxes" in out[0]:
-        return "detect"
+        return "boxes"
     if isinstance(out, dict):
         out = out.get("out")
     if isinstance(out, torch.Tensor) and out.dim() == 4:
-        return "segment"
+        return "pixel_logits"
     if isinstance(out, torch.Tensor) and out.dim() == 2:
-        return "classify"
+        return "logits"
     raise CnnkitError("Cannot tell what the model does from its output: pass task='classify'|'detect'|'segment'.")
 
 
@@ -176,17 +178,19 @@ class RegionScore(nn.Module):
         return RegionScore(model, self.index, self.region)
 
 
-def make_target(task: str, model: nn.Module, x: torch.Tensor, spec: Any, classes: list[str],
+def make_target(output: str, model: nn.Module, x: torch.Tensor, spec: Any, classes: list[str],
                 min_iou: float = 0.5) -> tuple[nn.Module, dict[str, Any]]:
-    """(score module, JSON-able description) for one input x (1 x C x H x W). `min_iou`: how well
-    a detector's box must overlap the explained one to count as the same box on a changed input."""
-    if task == "classify":
+    """(score module, JSON-able description) for one input x (1 x C x H x W) of a model answering
+    with `output`. `min_iou`: how well a detector's box must overlap the explained one to count as
+    the same box on a changed input. Raises CnnkitError for an output explain does not know."""
+    if output == "logits":
         return _class_target(model, x, spec, classes)
-    if task in BOX_TASKS:
+    if output == "boxes":
         return _box_target(model, x, spec, classes, min_iou)
-    if task == "segment":
+    if output == "pixel_logits":
         return _region_target(model, x, spec, classes)
-    raise CnnkitError(f'Cannot explain a "{task}" model: explain knows classify, detect, instance and segment.')
+    raise CnnkitError(f'Cannot explain a model that answers with "{output}": explain knows models answering '
+                      f"with {', '.join(OUTPUTS)}.")
 
 
 def _name(classes: list[str], idx: int) -> str:
@@ -263,12 +267,12 @@ def _region_target(model, x, spec, classes):
                                              "pixels": int(counts[idx]) if idx < len(counts) else 0}
 
 
-def split_targets(spec: str | None, task: str) -> list[str | None]:
+def split_targets(spec: str | None, output: str) -> list[str | None]:
     """Several targets in one `--target`: ';' separates them (boxes hold commas), and for
-    classify/segment a comma does too."""
+    class targets (classify/segment) a comma does too."""
     if spec is None or str(spec).strip() == "":
         return [None]
     parts = [p.strip() for p in str(spec).split(";") if p.strip()]
-    if task not in BOX_TASKS:
+    if output != "boxes":
         parts = [q.strip() for p in parts for q in p.split(",") if q.strip()]
     return parts or [None]

@@ -73,10 +73,10 @@ def confused_pairs(labels: torch.Tensor, preds: torch.Tensor, classes: list[str]
 def review_worst(subject: Subject, n: int, out_dir: Path, options: dict[str, Any]
                  ) -> tuple[dict[str, Any], list[tuple[str, torch.Tensor]]]:
     """JSON part for --worst and the worst images (name, uint8 image) for further methods."""
-    from cnnkit.explain.api import run
     from cnnkit.explain.overlay import save_grid
+    from cnnkit.explain.runner import run
 
-    if subject.task != "classify":
+    if subject.output != "logits":
         raise CnnkitError(f"--worst reviews classifiers; this is a {subject.task} model: pass image files instead.")
     names, images, labels = test_split(subject)
     probs = predict_split(subject, images, len(labels))

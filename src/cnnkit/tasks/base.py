@@ -1,13 +1,17 @@
-"""The `Task` interface: everything the engine needs to know about a job, and nothing more.
+"""The `Task` interface: the step contract of a job, and nothing more.
 
-`Trainer` and `evaluate` call only these methods (DESIGN rule 1), so a new task is one
-file in `tasks/` registered in `TASKS`. A batch is whatever the task's loader yields;
-the engine moves it with `to_device`, asks for `loss` in train mode and `predict` in
-eval mode, and feeds predictions to the task's metric.
+The engine (`Trainer`, `evaluate`, the predict loop in `engine/predictor.py`), explain and
+the run resolver call only what is declared here (DESIGN rule 1), so a new task is one
+file in `tasks/` registered in `TASKS`. A task says what its model answers with (`output`)
+and what it needs from the data (`target`); code outside `tasks/` asks those, never the
+task's name. Per step: the engine moves a loader's batch with `to_device`, asks for `loss`
+in train mode and `predict` in eval mode, and feeds predictions to the task's metric. Per
+input file: `model_input` -> `predict_one` -> `record` (JSON) and `draw` (pictures).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,8 +36,32 @@ class Metric(Protocol):
     def compute(self) -> dict[str, Any]: ...  # floats for the headline numbers; lists/dicts for details
 
 
+@dataclass
+class Drawing:
+    """One picture of one prediction. Saved as `<n>_<stem><suffix>.png` with its path in the
+    record under `key`; with a `caption` it is instead a tile of one `predictions.png` grid
+    (small images, such as a classifier's). `image`: uint8 C x H x W, or an H x W class-index
+    mask (written as a palette PNG)."""
+
+    image: torch.Tensor
+    key: str = "drawing"
+    suffix: str = ""
+    caption: str | None = None
+
+
+def image_side(value: int | tuple | list) -> list[int]:
+    """`data.image_size` (an int or [h, w]) -> [h, w]."""
+    return [int(value), int(value)] if isinstance(value, int) else [int(v) for v in value]
+
+
 class Task:
     name: str = ""
+    # What the model answers with: "logits" (N x K), "boxes" (per image {boxes, labels, scores[, masks]}),
+    # "pixel_logits" (N x K x H x W) — or any other word for a model explain does not know.
+    output: str = ""
+    # What it needs from the data: "label" (an index per image), "boxes" (objects with boxes, and masks
+    # when the data has them), "mask" (a class per pixel). `build_data(cfg, target=...)` serves that view.
+    target: str = ""
     monitor: tuple[str, str] = ("loss", "min")  # (val metric, "max"|"min") for best.pt and early stopping
     headline: tuple[str, ...] = ()  # metric names shown in the progress bar and summary
 
@@ -50,24 +78,42 @@ class Task:
         """Values for config keys left as None, chosen for this data (dotted keys)."""
         return {}
 
+    def preprocessing(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
+        """Plain values that turn a decoded image into model input at eval time
+        (stored in the checkpoint; used by predict, explain, serve and export)."""
+        raise NotImplementedError
+
     # -- data -------------------------------------------------------------------------
     def loader(self, split: Any, cfg: Config, info: DatasetInfo, train: bool) -> Loader:
         raise NotImplementedError
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
-        raise NotImplementedError
+        """Default: a tuple of tensors (images, targets), each moved."""
+        return tuple(t.to(device, non_blocking=True) for t in batch)
 
     def batch_size_of(self, batch: Any) -> int:
-        raise NotImplementedError
+        return len(batch[0])
+
+    def model_input(self, images: list[torch.Tensor], preprocess: dict[str, Any]) -> torch.Tensor:
+        """uint8 C x H x W images -> the eval-time model input N x C x h x w (float). Default:
+        resized to `preprocess["size"]` and normalised with its mean/std, as in training."""
+        from cnnkit.data.transforms import resize_uint8, to_model_input
+
+        return to_model_input(torch.stack([resize_uint8(i, preprocess["size"]) for i in images]), preprocess)
 
     # -- model ------------------------------------------------------------------------
     def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
-        raise NotImplementedError
+        """Default: the registered model `model.name` with num_classes outputs for a square input
+        of `data.image_size` (kwargs: dropout, attention and `model_kwargs`)."""
+        from cnnkit.models import build_model
 
-    def preprocessing(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
-        """Plain values that turn a decoded image into model input at eval time
-        (stored in the checkpoint; used by predict, explain, serve and export)."""
-        raise NotImplementedError
+        return build_model(cfg.model.name, num_classes=info.num_classes, in_channels=info.channels,
+                           image_size=image_side(cfg.data.image_size or info.image_size)[0],
+                           dropout=cfg.model.dropout, attention=cfg.model.attention, **self.model_kwargs(cfg))
+
+    def model_kwargs(self, cfg: Config) -> dict[str, Any]:
+        """`model.kwargs` meant for the model builder (a task may keep some for itself)."""
+        return dict(cfg.model.kwargs)
 
     # -- steps ------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -82,13 +128,28 @@ class Task:
     def new_metric(self, info: DatasetInfo) -> Metric:
         raise NotImplementedError
 
+    # -- one input (cnnkit predict) ---------------------------------------------------
+    def predict_one(self, model: nn.Module, x: torch.Tensor, image: torch.Tensor, **options: Any) -> Any:
+        """The prediction for one input: `x` is `model_input([image])` on the model's device,
+        `image` the decoded uint8 C x H x W; the result (on the CPU) goes to `record` and `draw`."""
+        raise NotImplementedError
+
+    def record(self, prediction: Any, image: torch.Tensor, meta: dict[str, Any], index: int,
+               **options: Any) -> dict[str, Any]:
+        """JSON-able fields for one input (`index` counts inputs from 1; `meta` is the checkpoint's)."""
+        raise NotImplementedError
+
+    def draw(self, image: torch.Tensor, prediction: Any, meta: dict[str, Any], name: str,
+             **options: Any) -> list[Drawing]:
+        """Pictures of one prediction (`name`: the input's file name)."""
+        return []
+
+    def result_files(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """JSON files written once per predict call into the save directory, by file name."""
+        return {}
+
     # -- outputs ----------------------------------------------------------------------
     def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
               test_metrics: dict[str, Any]) -> list[Path]:
         """Task-specific pictures written after training (confusion matrix, sample grids)."""
         return []
-
-    def predict_files(self, model: nn.Module, meta: dict[str, Any], paths: Iterable[str],
-                      save_dir: Path | None, **options: Any) -> list[dict[str, Any]]:
-        """`cnnkit predict`: one JSON-able record per input file (and drawings in save_dir)."""
-        raise NotImplementedError

@@ -19,11 +19,7 @@ from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.loader import classification_loader
 from cnnkit.data.transforms import to_model_input
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.base import Task
-
-
-def _size(value: int | tuple | list) -> list[int]:
-    return [int(value), int(value)] if isinstance(value, int) else [int(v) for v in value]
+from cnnkit.tasks.base import Drawing, Task, image_side
 
 
 class ClassificationMetric:
@@ -69,6 +65,7 @@ class ClassificationMetric:
 @TASKS.register("classify")
 class ClassifyTask(Task):
     name = "classify"
+    output, target = "logits", "label"
     monitor = ("accuracy", "max")
     headline = ("accuracy", "macro_f1")
 
@@ -78,7 +75,7 @@ class ClassifyTask(Task):
     # -- configuration ----------------------------------------------------------------
     def defaults(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
         model = cfg.model.name or "lenet5"
-        native = max(_size(info.image_size))
+        native = max(image_side(info.image_size))
         size = 32 if model.startswith("lenet") or native < 16 else native
         n_train = int(info.extra.get("n_train", 10_000))
         small = n_train < 5_000
@@ -101,7 +98,7 @@ class ClassifyTask(Task):
 
     def preprocessing(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
         c = info.channels
-        return {"size": _size(cfg.data.image_size or info.image_size), "channels": c,
+        return {"size": image_side(cfg.data.image_size or info.image_size), "channels": c,
                 "mean": list(info.extra.get("mean", [0.5] * c)), "std": list(info.extra.get("std", [0.5] * c))}
 
     # -- data -------------------------------------------------------------------------
@@ -115,21 +112,7 @@ class ClassifyTask(Task):
             cfg.data.augment or "none", info.hflip_ok, info.num_classes, cfg.data.mixup, cfg.data.cutmix,
             cfg.data.workers)
 
-    def to_device(self, batch, device: torch.device):
-        x, y = batch
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-    def batch_size_of(self, batch) -> int:
-        return len(batch[0])
-
-    # -- model and steps --------------------------------------------------------------
-    def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
-        from cnnkit.models import build_model
-
-        return build_model(cfg.model.name, num_classes=info.num_classes, in_channels=info.channels,
-                           image_size=_size(cfg.data.image_size or info.image_size)[0],
-                           dropout=cfg.model.dropout, attention=cfg.model.attention, **cfg.model.kwargs)
-
+    # -- steps ------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch):
         x, y = batch
         logits = model(x)
@@ -176,29 +159,20 @@ class ClassifyTask(Task):
                                         title="Most confidently wrong test images"))
         return paths
 
-    def predict_files(self, model: nn.Module, meta: dict[str, Any], paths, save_dir: Path | None,
-                      top_k: int = 5, **options) -> list[dict[str, Any]]:
-        from cnnkit.data.decode import BadImage, read_image
+    # -- one input --------------------------------------------------------------------
+    def predict_one(self, model: nn.Module, x: torch.Tensor, image: torch.Tensor, **options) -> torch.Tensor:
+        """Class probabilities (K,)."""
+        return model(x).float().softmax(1)[0].cpu()
 
-        pre, classes = meta["preprocess"], meta["classes"]
-        device = next(model.parameters()).device
-        records = []
-        for path in paths:
-            try:
-                img = read_image(path, pre["channels"])
-            except BadImage as e:
-                records.append({"file": str(path), "error": str(e)})
-                continue
-            with torch.no_grad():
-                prob = model(to_model_input(img[None], pre).to(device)).float().softmax(1)[0].cpu()
-            p, idx = prob.topk(min(top_k, len(classes)))
-            records.append({"file": str(path), "label": classes[int(idx[0])], "score": float(p[0]),
-                            "top": [{"label": classes[int(i)], "score": float(s)} for s, i in zip(p, idx)]})
-        if save_dir is not None and records:
-            from cnnkit.report.plots import image_grid
+    def record(self, prob: torch.Tensor, image: torch.Tensor, meta: dict[str, Any], index: int, top_k: int = 5,
+               **options) -> dict[str, Any]:
+        classes = meta["classes"]
+        p, idx = prob.topk(min(top_k, len(classes)))
+        return {"label": classes[int(idx[0])], "score": float(p[0]),
+                "top": [{"label": classes[int(i)], "score": float(s)} for s, i in zip(p, idx)]}
 
-            ok = [(r, read_image(r["file"], pre["channels"])) for r in records if "error" not in r]
-            if ok:
-                image_grid([img for _, img in ok], [f"{Path(r['file']).name}\n{r['label']} {r['score']:.2f}"
-                                                    for r, _ in ok], Path(save_dir) / "predictions.png")
-        return records
+    def draw(self, image: torch.Tensor, prob: torch.Tensor, meta: dict[str, Any], name: str,
+             **options) -> list[Drawing]:
+        """The image as a tile of predictions.png, captioned with file name, class and score."""
+        score, idx = prob.max(0)
+        return [Drawing(image, caption=f"{name}\n{meta['classes'][int(idx)]} {float(score):.2f}")]

@@ -28,16 +28,12 @@ from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.segmentation import IGNORE_INDEX, SegFileSplit, SegLoader, SegSplit, pixel_counts
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.base import Task
+from cnnkit.tasks.base import Drawing, Task, image_side
 from cnnkit.tasks.segmentation_metrics import SegmentationMetric
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
 TASK_KWARGS = ("loss", "focal_gamma")  # model.kwargs read by the task, not passed to the model builder
 DEFAULT_MODEL = "unet"
-
-
-def _size(value) -> list[int]:
-    return [int(value), int(value)] if isinstance(value, int) else [int(v) for v in value]
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
@@ -67,6 +63,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
 @TASKS.register("segment")
 class SegmentTask(Task):
     name = "segment"
+    output, target = "pixel_logits", "mask"
     monitor = ("miou", "max")
     headline = ("miou", "pixel_accuracy")
 
@@ -76,7 +73,7 @@ class SegmentTask(Task):
 
     # -- configuration ----------------------------------------------------------------
     def defaults(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
-        native = max(_size(info.image_size))
+        native = max(image_side(info.image_size))
         n_train = int(info.extra.get("n_train", 1000))
         return {
             "model.name": DEFAULT_MODEL,
@@ -107,7 +104,7 @@ class SegmentTask(Task):
 
     def preprocessing(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
         c = info.channels
-        return {"size": _size(cfg.data.image_size or info.image_size), "channels": c,
+        return {"size": image_side(cfg.data.image_size or info.image_size), "channels": c,
                 "mean": list(info.extra.get("mean", [0.5] * c)), "std": list(info.extra.get("std", [0.25] * c)),
                 "ignore_index": IGNORE_INDEX}
 
@@ -121,26 +118,19 @@ class SegmentTask(Task):
         return SegLoader(split, self.preprocessing(cfg, info), cfg.train.batch_size, train, cfg.train.seed,
                          cfg.data.augment or "none", info.hflip_ok, cfg.data.workers, info.num_classes)
 
-    def to_device(self, batch, device: torch.device):
-        x, y = batch
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-    def batch_size_of(self, batch) -> int:
-        return len(batch[0])
-
     # -- model and steps --------------------------------------------------------------
     def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
         import cnnkit.models.segmentation  # noqa: F401  registers unet / fcn / deeplabv3
-        from cnnkit.models import MODELS, build_model
+        from cnnkit.models import MODELS
 
-        name = cfg.model.name or DEFAULT_MODEL
+        name = cfg.model.name
         if name in MODELS and "segment" not in MODELS.meta(name).get("tasks", ()):
             choices = ", ".join(MODELS.list(task="segment"))
             raise CnnkitError(f'Model "{name}" does not segment images (model.name); use one of {choices}.')
-        kwargs = {k: v for k, v in cfg.model.kwargs.items() if k not in TASK_KWARGS}
-        return build_model(name, num_classes=info.num_classes, in_channels=info.channels,
-                           image_size=_size(cfg.data.image_size or info.image_size)[0],
-                           dropout=cfg.model.dropout, attention=cfg.model.attention, **kwargs)
+        return super().build_model(cfg, info)
+
+    def model_kwargs(self, cfg: Config) -> dict[str, Any]:
+        return {k: v for k, v in cfg.model.kwargs.items() if k not in TASK_KWARGS}
 
     def loss(self, model: nn.Module, batch):
         x, y = batch
@@ -163,16 +153,40 @@ class SegmentTask(Task):
     def new_metric(self, info: DatasetInfo) -> SegmentationMetric:
         return SegmentationMetric(info.classes)
 
+    # -- one input: a class mask at the image's size -----------------------------------
+    def predict_one(self, model: nn.Module, x: torch.Tensor, image: torch.Tensor, **options) -> torch.Tensor:
+        """uint8 H x W class indices at the input image's size, on the CPU."""
+        logits = model(x).float()
+        # Upsample logits, not labels, so the mask follows the original outline smoothly.
+        mask = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return mask.argmax(1)[0].to(torch.uint8).cpu()
+
+    def record(self, mask: torch.Tensor, image: torch.Tensor, meta: dict[str, Any], index: int,
+               **options) -> dict[str, Any]:
+        classes = list(meta["classes"])
+        counts = torch.bincount(mask.flatten().long(), minlength=len(classes))
+        return {"height": int(mask.shape[0]), "width": int(mask.shape[1]),
+                "pixels": {c: int(n) for c, n in zip(classes, counts)},
+                "classes_present": [c for c, n in zip(classes, counts) if n > 0]}
+
+    def draw(self, image: torch.Tensor, mask: torch.Tensor, meta: dict[str, Any], name: str,
+             **options) -> list[Drawing]:
+        """The mask as a palette PNG (values = class indices) and the image with the classes painted on."""
+        from cnnkit.report.draw import mask_overlay
+
+        return [Drawing(mask, key="mask_png", suffix="_mask"),
+                Drawing(mask_overlay(image, mask, len(meta["classes"])), key="overlay_png", suffix="_overlay")]
+
     # -- outputs ----------------------------------------------------------------------
     def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
               test_metrics: dict[str, Any]) -> list[Path]:
+        from cnnkit.report.charts import iou_bars
         from cnnkit.report.plots import plot_confusion
 
         out = run_dir / "plots"
         paths = []
         if test_metrics.get("per_class_iou"):
-            paths.append(per_class_bars(test_metrics["per_class_iou"], out / "per_class_iou.png",
-                                        test_metrics.get("miou")))
+            paths.append(iou_bars(test_metrics["per_class_iou"], out / "per_class_iou.png", test_metrics.get("miou")))
         if test_metrics.get("confusion_matrix"):  # which classes the pixels are mistaken for
             paths.append(plot_confusion(test_metrics["confusion_matrix"], bundle.info.classes,
                                         out / "confusion_matrix.png", cells="share",
@@ -180,125 +194,27 @@ class SegmentTask(Task):
         for key in ("val", "test"):
             split = bundle.split(key)
             if len(split):
-                path = prediction_grid(model, split, self.preprocessing(self.cfg, bundle.info), device,
-                                       bundle.info.classes, out / f"predictions_{key}.png",
-                                       title=f"{key}: image / truth / prediction")
+                path = self._grid(model, split, bundle.info, device, out / f"predictions_{key}.png",
+                                  title=f"{key}: image / truth / prediction")
                 paths += [path] if path else []
         return paths
 
-    def predict_files(self, model: nn.Module, meta: dict[str, Any], paths, save_dir: Path | None,
-                      **options) -> list[dict[str, Any]]:
-        from PIL import Image
-
-        from cnnkit.data.decode import BadImage, read_image
-        from cnnkit.data.segmentation import overlay, write_mask
+    def _grid(self, model: nn.Module, split, info: DatasetInfo, device: torch.device, path: Path, n: int = 6,
+              title: str = "") -> Path | None:
+        """Image / ground truth / prediction rows for the first `n` readable samples of a split."""
         from cnnkit.data.transforms import to_model_input
+        from cnnkit.report.draw import segmentation_grid
 
-        pre, classes = meta["preprocess"], list(meta["classes"])
-        device = next(model.parameters()).device
+        preprocess = self.preprocessing(self.cfg, info)
+        loader = SegLoader(split, preprocess, batch_size=n, train=False, seed=0)
+        samples = [loader.dataset[i] for i in range(min(n, len(split)))]
+        images, masks = [img for img, _, bad in samples if bad is None], [m for _, m, bad in samples if bad is None]
+        if not images:
+            return None
         model.eval()
-        records, used = [], set()
-        for path in paths:
-            try:
-                img = read_image(path, pre["channels"])
-            except BadImage as e:
-                records.append({"file": str(path), "error": str(e)})
-                continue
-            with torch.no_grad():
-                logits = model(to_model_input(img[None], pre).to(device)).float()
-                # Upsample logits, not labels, so the mask follows the original outline smoothly.
-                mask = F.interpolate(logits, size=img.shape[-2:], mode="bilinear", align_corners=False)
-                mask = mask.argmax(1)[0].to(torch.uint8).cpu()
-            counts = torch.bincount(mask.flatten().long(), minlength=len(classes))
-            rec: dict[str, Any] = {"file": str(path), "height": int(mask.shape[0]), "width": int(mask.shape[1]),
-                                   "pixels": {c: int(n) for c, n in zip(classes, counts)},
-                                   "classes_present": [c for c, n in zip(classes, counts) if n > 0]}
-            if save_dir is not None:
-                name = Path(path).stem
-                name = name if name not in used else f"{name}_{len(used)}"  # same stem in two folders
-                used.add(name)
-                stem = Path(save_dir) / name
-                write_mask(mask, f"{stem}_mask.png")
-                over = overlay(img if img.shape[0] == 3 else img.expand(3, -1, -1), mask, len(classes))
-                Image.fromarray(over.permute(1, 2, 0).numpy()).save(f"{stem}_overlay.png")
-                rec["mask_png"], rec["overlay_png"] = f"{stem}_mask.png", f"{stem}_overlay.png"
-            records.append(rec)
-        return records
-
-
-def per_class_bars(per_class_iou: dict[str, float | None], path: Path, miou: float | None = None) -> Path:
-    """Horizontal bars of test IoU per class (absent classes shown as empty rows), mIoU as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(per_class_iou)
-    values = [v if v is not None else 0.0 for v in per_class_iou.values()]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1.2))
-    ax.barh(range(len(names)), values, color="tab:blue")
-    ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    if miou is not None and miou == miou:
-        ax.axvline(miou, color="tab:red", linestyle="--", label=f"mIoU {miou:.3f}")
-        ax.legend(loc="lower left", fontsize=8)
-    ax.set_xlabel("IoU")
-    ax.set_title("Per-class IoU (test)")
-    for i, v in enumerate(per_class_iou.values()):
-        ax.text(0.01 if v is None else min(v, 0.9) + 0.01, i, "absent" if v is None else f"{v:.3f}",
-                va="center", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def prediction_grid(model: nn.Module, split, preprocess: dict, device: torch.device, classes: list[str],
-                    path: Path, n: int = 6, title: str = "") -> Path | None:
-    """Rows of image / ground truth / prediction for the first `n` readable samples of a split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnkit.data.segmentation import colorize
-    from cnnkit.data.transforms import to_model_input
-
-    loader = SegLoader(split, preprocess, batch_size=n, train=False, seed=0)
-    images, masks = [], []
-    for i in range(min(n, len(split))):
-        img, mask, bad = loader.dataset[i]
-        if bad is None:
-            images.append(img)
-            masks.append(mask)
-    if not images:
-        return None
-    model.eval()
-    with torch.no_grad():
-        preds = model(to_model_input(torch.stack(images), preprocess).to(device)).argmax(1).cpu()
-    fig, axes = plt.subplots(len(images), 3, figsize=(6, 2 * len(images)), squeeze=False)
-    for r, (img, mask, pred) in enumerate(zip(images, masks, preds)):
-        shown = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-        for c, (pic, name) in enumerate([(shown, "image"), (colorize(mask), "ground truth"),
-                                         (colorize(pred), "prediction")]):
-            axes[r][c].imshow(pic.permute(1, 2, 0).numpy())
-            axes[r][c].set_axis_off()
-            if r == 0:
-                axes[r][c].set_title(name)
-    if title:
-        fig.suptitle(title)
-    from matplotlib.patches import Patch
-
-    pal = colorize(torch.arange(len(classes), dtype=torch.uint8)[None]).permute(1, 2, 0)[0].float() / 255
-    fig.legend(handles=[Patch(color=pal[k].tolist(), label=c) for k, c in enumerate(classes)],
-               loc="lower center", ncol=min(6, len(classes)), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(classes) // 6), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        with torch.no_grad():
+            preds = model(to_model_input(torch.stack(images), preprocess).to(device)).argmax(1).cpu()
+        return segmentation_grid(images, masks, preds, info.classes, path, title)
 
 
 def median_frequency_weights(counts: torch.Tensor) -> torch.Tensor:
