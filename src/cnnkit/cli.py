@@ -182,7 +182,16 @@ def _dispatch(args: argparse.Namespace) -> int:
                 for n in names]
         _print_json(rows) if args.json else show.model_list(rows)
     elif args.command == "info":
-        show.model_info(args.model, args.data, args.image_size, args.json)
+        from cnnkit.config import Config
+        from cnnkit.engine.run import resolve_run
+        from cnnkit.models import layer_table
+
+        cfg = Config()
+        cfg.data.name, cfg.model.name, cfg.data.image_size = args.data, args.model, args.image_size
+        run = resolve_run(cfg, device="cpu")
+        size = run.cfg.data.image_size
+        show.model_info(layer_table(run.model, (1, run.info.channels, size, size)), run.info.channels, size,
+                        run.info.num_classes, args.data, args.json)
     elif args.command == "data":
         return _data(args)
     return 0

@@ -184,9 +184,10 @@ def segment_view(bundle):
     from cnnkit.data.base import DataBundle
 
     info = bundle.info
-    if info.task == "segment":
+    splits = (bundle.train, bundle.val, bundle.test)
+    if all(isinstance(s, (SegSplit, SegFileSplit)) for s in splits):
         return bundle
-    if not all(getattr(s, "masks", None) is not None for s in (bundle.train, bundle.val, bundle.test)):
+    if not all(getattr(s, "masks", None) is not None for s in splits):
         raise CnnkitError(f"{info.name} has no masks: segmentation needs mask PNGs, VOC SegmentationClass "
                           "or COCO polygons/RLE.")
     seg_info = replace(info, task="segment", classes=["background", *info.classes],
@@ -200,7 +201,7 @@ def detection_view(bundle):
 
     info = bundle.info
     splits = [bundle.train, bundle.val, bundle.test]
-    if info.task != "segment" or not all(getattr(s, "instances", None) is not None for s in splits):
+    if not all(isinstance(s, SegSplit) and s.instances is not None for s in splits):
         return bundle
     det_info = replace(info, task="detect", classes=[c for c in info.classes if c != "background"])
     return DataBundle(*(s.instances for s in splits), det_info)

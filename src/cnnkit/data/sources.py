@@ -28,13 +28,14 @@ def detect_format(path: Path) -> Format:
     )
 
 
-def build_data(cfg: Config) -> DataBundle:
-    """Load `cfg.data.name` (a built-in name or a path) into train/val/test splits."""
+def build_data(cfg: Config, target: str | None = None) -> DataBundle:
+    """Load `cfg.data.name` (a built-in name or a path) into train/val/test splits. `target` is what
+    the task reading them needs (`Task.target`): with "boxes", a segmentation set that carries
+    instance masks (digits-seg) serves its objects, boxes and masks; otherwise the data is as read."""
     bundle = _load(cfg)
-    if cfg.task in ("detect", "instance"):
+    if target == "boxes":
         from cnnkit.data.segmentation import detection_view
 
-        # A segmentation set that carries instance masks (digits-seg) serves boxes and masks as asked.
         bundle = detection_view(bundle)
     _add_statistics(bundle)
     return bundle

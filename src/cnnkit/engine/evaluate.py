@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # the console imports `fmt` from here without loading the tasks
+from cnnkit.report.console import fmt
+
+if TYPE_CHECKING:
     from cnnkit.tasks.base import Task
-
-
-NA = "n/a"  # how an undefined (None) metric reads in tables and log lines
 
 
 @torch.no_grad()
@@ -58,11 +57,6 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def fmt(value: float | None, spec: str = ".4f") -> str:
-    """`value` formatted with `spec`, or "n/a" when it is undefined (None)."""
-    return NA if value is None else format(value, spec)
-
-
 def headline_text(metrics: dict[str, Any], keys: Iterable[str], spec: str = ".4f") -> str:
     """'map 0.8123, map_50 0.9701' for the `keys` present (in the metrics' order), plus `fp_per_image`
     where given; when one of them is n/a, the metrics' `note` follows in brackets to say why."""
@@ -86,7 +80,7 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, split: str 
         cfg.data.name = data
     if batch_size is not None:
         cfg.train.batch_size = batch_size
-    bundle = build_data(cfg)
+    bundle = build_data(cfg, target=predictor.task.target)
     predictor.check_compatible(bundle.info)
     task = predictor.task
     loader = task.loader(bundle.split(split), cfg, predictor.info, train=False)

@@ -20,7 +20,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.engine.checkpoint import load_checkpoint
 from cnnkit.engine.setup import configure_threads, pick_device, seed_everything
-from cnnkit.tasks import get_task
+from cnnkit.tasks import TASKS, get_task
 from cnnkit.tasks.base import Task
 
 
@@ -58,7 +58,7 @@ def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRu
     configure_threads(cfg.train.threads)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     dev = pick_device(device or cfg.train.device, local_rank)
-    bundle = build_data(cfg)
+    bundle = build_data(cfg, target=TASKS.get(cfg.task).target if cfg.task else None)
     task = get_task(cfg.task or bundle.info.task)
     cfg.task = task.name
     cfg.fill_defaults(task.defaults(cfg, bundle.info))

@@ -8,13 +8,17 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+NA = "n/a"  # how an undefined (None) metric reads in tables and log lines
+
+
+def fmt(value: float | None, spec: str = ".4f") -> str:
+    """`value` formatted with `spec`, or "n/a" when it is undefined (None)."""
+    return NA if value is None else format(value, spec)
 
 
 def metrics_table(metrics: dict[str, Any]) -> None:
     """The scalar metrics, then per-class values; an undefined metric (None) reads "n/a", followed
     by one line saying why (the metrics' `note`)."""
-    from cnnkit.engine.evaluate import fmt
-
     t = Table(title=f"{metrics.get('data', '')} / {metrics.get('split', '')} ({metrics.get('images', '?')} images)")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -69,23 +73,16 @@ def model_list(rows: list[dict[str, Any]]) -> None:
     console.print(t)
 
 
-def model_info(name: str, data: str, image_size: int | None, as_json: bool) -> None:
-    from cnnkit.config import Config
-    from cnnkit.engine.run import resolve_run
-    from cnnkit.models import layer_table, render_table
+def model_info(table: list[dict[str, Any]], channels: int, size: int, num_classes: int, data: str,
+               as_json: bool) -> None:
+    """`cnnkit info`: the per-layer table (`cnnkit.models.layer_table`) of a model built for `data`."""
+    from cnnkit.models import render_table
 
-    cfg = Config()
-    cfg.data.name, cfg.model.name = data, name
-    if image_size:
-        cfg.data.image_size = image_size
-    run = resolve_run(cfg, device="cpu")
-    info, size = run.info, cfg.data.image_size
-    table = layer_table(run.model, (1, info.channels, size, size))
     if as_json:
         print(json.dumps(table, indent=2, default=str))
         return
     console.print(render_table(table))
-    console.print(f"input 1x{info.channels}x{size}x{size}, {info.num_classes} classes ({data})")
+    console.print(f"input 1x{channels}x{size}x{size}, {num_classes} classes ({data})")
 
 
 def health(report) -> None:

@@ -37,14 +37,14 @@ def test_instance_and_detect_tasks_see_boxes_and_instance_masks(task):
     """`--data digits-seg --task instance` trains Mask R-CNN on the same canvases' instance masks."""
     from cnnkit.tasks import get_task
 
-    b = build_data(Config.from_dict({"task": task, "data": {"name": "digits-seg", "canvas_size": 48}}))
+    t = get_task(task)  # what it needs from the data (`target` "boxes") picks the view
+    b = build_data(Config.from_dict({"task": task, "data": {"name": "digits-seg", "canvas_size": 48}}), target=t.target)
     assert b.info.task == "detect" and b.info.classes == [str(i) for i in range(10)]
     ref = canvas.digit_canvases("test", 48, 0)
     assert torch.equal(b.test.images, ref.images)
     assert all(torch.equal(m, r) for m, r in zip(b.test.masks, ref.masks))
     cfg = Config.from_dict({"task": task, "data": {"name": "digits-seg", "canvas_size": 48},
                             "train": {"batch_size": 4}})
-    t = get_task(task)
     cfg.fill_defaults(t.defaults(cfg, b.info))
     t.setup(cfg, b.info)
     images, targets = next(iter(t.loader(b.train, cfg, b.info, train=False)))

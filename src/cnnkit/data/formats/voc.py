@@ -25,6 +25,7 @@ from cnnkit.data.base import DataBundle
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
+from cnnkit.data.segmentation import SegFileSplit, SegSplit
 from cnnkit.errors import CnnkitError
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -160,7 +161,7 @@ def _xml(name: str, h: int, w: int, c: int, boxes, labels, crowd, classes: list[
 
 @WRITERS.register("voc")
 def write(bundle: DataBundle, out: Path) -> None:
-    if bundle.info.task == "segment":
+    if all(isinstance(s, (SegSplit, SegFileSplit)) for s in (bundle.train, bundle.val, bundle.test)):
         # For a segmentation set "voc" means the VOC segmentation layout (SegmentationClass PNGs).
         WRITERS.get("voc-seg")(bundle, out)
         return

@@ -82,8 +82,9 @@ def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
 
 
 def wants_detection(path: Path, cfg: Config) -> bool:
-    """True when the folder should go to the detection VOC reader instead (see module docstring)."""
-    return (path / "Annotations").is_dir() and cfg.task not in ("segment",) and "voc" in FORMATS
+    """True when the folder should go to the detection VOC reader instead (see module docstring):
+    it has Annotations/ and the task asked is not the one this reader is registered for."""
+    return (path / "Annotations").is_dir() and cfg.task != FORMATS["voc-seg"].task and "voc" in FORMATS
 
 
 @register_format("voc-seg", task="segment", detect=detect, priority=25)
