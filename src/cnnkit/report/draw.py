@@ -45,12 +45,15 @@ def _upscale(img: torch.Tensor, min_side: int = TILE) -> tuple[torch.Tensor, int
     return (img.expand(3, -1, -1) if img.shape[0] == 1 else img[:3]).contiguous(), f
 
 
-def _font() -> str | None:
-    """matplotlib's bundled DejaVu Sans: a scalable font that is always there (PIL's default is tiny)."""
+def _font(captions: list[str]) -> str | None:
+    """A scalable font file with every character of `captions` (`report.fonts`: class names in CJK
+    too), else matplotlib's bundled DejaVu Sans (PIL's default font is tiny)."""
     try:
         from matplotlib import font_manager
 
-        return font_manager.findfont("DejaVu Sans", fallback_to_default=True)
+        from cnnkit.report.fonts import font_file_for
+
+        return font_file_for(captions) or font_manager.findfont("DejaVu Sans", fallback_to_default=True)
     except Exception:  # noqa: BLE001 - drawing without a font only loses the label size
         return None
 
@@ -86,7 +89,7 @@ def draw_detections(img: torch.Tensor, boxes: torch.Tensor, captions: list[str],
     if extra is not None and len(extra[0]):
         canvas = draw_bounding_boxes(canvas, extra[0].float() * f, colors=extra[1], width=1)
     if len(boxes):
-        font = _font()
+        font = _font(captions)
         size = {"font": font, "font_size": max(11, min(canvas.shape[-2:]) // 24)} if font else {}
         canvas = draw_bounding_boxes(canvas, boxes.float() * f, labels=captions, colors=colors, width=2,
                                      fill_labels=True, label_colors="white", **size)

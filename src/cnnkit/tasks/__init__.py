@@ -1,4 +1,6 @@
-"""Tasks: classify, detect, segment (semantic), instance (masks per object) — each one file implementing `cnnkit.tasks.base.Task`."""
+"""Tasks: classify, detect, segment (semantic), instance (masks per object) — each one file implementing
+`cnnkit.tasks.base.Task` and registered in `TASKS`; `boxes` holds what the two box tasks share.
+A new task is one more such file (tests/tasks/test_custom_task.py registers one from a test)."""
 from cnnkit.registry import Registry
 
 TASKS = Registry("task")
@@ -10,5 +12,5 @@ from cnnkit.tasks import instance as _instance  # noqa: F401,E402
 
 
 def get_task(name: str):
-    """A fresh Task object for `name` ("classify", "detect", "segment")."""
+    """A fresh Task object for a registered task name ("classify", "detect", "segment", "instance", ...)."""
     return TASKS.get(name)()
