@@ -7,6 +7,7 @@ The Python API mirrors the CLI::
     metrics = cnnkit.evaluate(run.dir)                        # test split of the run's data
     preds = cnnkit.load(run.dir).predict(["img.png"])         # -> list of dicts
     maps = cnnkit.explain(run.dir, ["img.png"], method="gradcam")
+    cost = cnnkit.bench(run.dir, budget_s=10)                 # images/s, latency, FLOPs, MFU per backend
     model = cnnkit.build_model("resnet20", num_classes=10, in_channels=3, image_size=32)
 """
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Load the `explain` subpackage before the function of the same name is defined below: importing a
-# submodule binds it as an attribute of its parent the first time only, so the function wins for good.
+# Load the `explain` and `bench` subpackages before the functions of the same names are defined below: importing
+# a submodule binds it as an attribute of its parent the first time only, so the function wins for good.
+import cnnkit.bench as _bench_package  # noqa: E402,F401
 import cnnkit.explain as _explain_package  # noqa: E402,F401
 
 
@@ -64,6 +66,14 @@ def explain(source, images, method: str = "gradcam", target=None, layer=None, **
     return _explain(source, images, method=method, target=target, layer=layer, **options)
 
 
+def bench(source, data: str | None = None, **options: Any) -> dict[str, Any]:
+    """Training images/s, latency, throughput, memory, FLOPs and MFU of a run, checkpoint or model name,
+    per backend (eager, channels_last, compile); see `cnnkit.bench.api.bench` for the options and keys."""
+    from cnnkit.bench.api import bench as _bench
+
+    return _bench(source, data, **options)
+
+
 def build_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs: Any):
     from cnnkit.models import build_model as _build
 
@@ -76,4 +86,4 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     return _list(pattern, task=task)
 
 
-__all__ = ["train", "evaluate", "load", "predict", "explain", "build_model", "list_models", "__version__"]
+__all__ = ["train", "evaluate", "load", "predict", "explain", "bench", "build_model", "list_models", "__version__"]

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--image-size", type=int)
     i.add_argument("--json", action="store_true")
 
+    add_bench_parser(sub)
     d = sub.add_parser("data", help="inspect, convert or make datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
     di = dsub.add_parser("inspect", help="health report: bad files, bad boxes/masks, class balance")
@@ -106,6 +107,47 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_flags(action, DATA_COMMAND_KEYS)
         add_set_option(action, "data.max_bad=4")
     return p
+
+
+# the config keys `bench` takes as flags (any other key through --set)
+BENCH_KEYS = ("task", "data.root", "data.image_size", "data.canvas_size", "train.batch_size", "train.threads",
+              "data.workers")
+
+BENCH_TEXT = """\
+What a model costs to train and to run here: training images/s, latency at batch 1 (p50/p99),
+throughput at batch 64, peak memory, parameters, FLOPs, achieved FLOP/s and MFU (achieved /
+this machine's float32 matmul rate, measured with torch.mm at the same thread count), for the
+eager, channels_last and torch.compile backends side by side.
+
+RUN_DIR|CKPT: its own data and weights; MODEL: a registered name or layer-list file on --data
+(random weights, like `cnnkit info`). The timing loops share --budget-s seconds; compiling is
+time-boxed by --compile-timeout-s, and a backend that fails or runs out of time shows n/a with
+its reason (JSON: null, and the reason under "unavailable") instead of stopping the bench.
+
+examples:
+  cnnkit bench lenet5 --data digits --budget-s 10 --threads 1
+  cnnkit bench resnet20 --data fashion-mnist --profile       # where a training step's time goes
+  cnnkit bench runs/digits-detect-tinydet --json --backends eager,channels_last
+"""
+
+
+def add_bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="speed and cost: images/s, latency, memory, FLOPs, MFU per backend",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=BENCH_TEXT)
+    b.add_argument("source", metavar="RUN_DIR|CKPT|MODEL")
+    b.add_argument("--data", help="data to train and time on (default: a checkpoint's own; digits for a MODEL)")
+    b.add_argument("--budget-s", type=float, default=20.0, metavar="S",
+                   help="seconds all timing loops share; model build, warm-up and compiling come on top (default: 20)")
+    b.add_argument("--backends", default="eager,channels_last,compile",
+                   help="comma list of eager, channels_last, compile (default: all three)")
+    b.add_argument("--compile-timeout-s", type=float, default=120.0, metavar="S",
+                   help="time box for torch.compile's compiling and warm-up (default: 120)")
+    b.add_argument("--profile", action="store_true",
+                   help="also profile a few training steps: data / forward / backward / optimiser, top operators")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    b.add_argument("--json", action="store_true", help="print only the measurements as one JSON object")
+    add_config_flags(b, BENCH_KEYS)
+    add_set_option(b, "train.amp=true")
 
 
 def train_config(args: argparse.Namespace):
@@ -194,6 +236,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                         run.info.num_classes, args.data, args.json)
     elif args.command == "data":
         return _data(args)
+    elif args.command == "bench":
+        from cnnkit.bench.api import bench
+        from cnnkit.bench.show import bench_table
+
+        given = [f"{k}={v}" for k, v in vars(args).items() if k in BENCH_KEYS and v is not None]
+        result = bench(args.source, data=args.data, budget_s=args.budget_s, profile=args.profile,
+                       backends=args.backends, compile_timeout_s=args.compile_timeout_s, device=args.device,
+                       settings=given + args.set)
+        _print_json(result) if args.json else bench_table(result)
     return 0
 
 
