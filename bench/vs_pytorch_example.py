@@ -92,6 +92,7 @@ def baseline(args: argparse.Namespace, data_dir: Path) -> list[dict]:
     root = _torchvision_root(data_dir)
     dataset1 = _head(datasets.FashionMNIST(str(root), train=True, download=False, transform=transform), args.limit)
     dataset2 = _head(datasets.FashionMNIST(str(root), train=False, transform=transform), args.limit)
+    shutil.rmtree(root)  # the datasets hold their images in memory once built
     train_loader = torch.utils.data.DataLoader(dataset1, **train_kwargs)
     test_loader = torch.utils.data.DataLoader(dataset2, **test_kwargs)
     model = Net().to(device)
@@ -159,25 +160,27 @@ def cnnkit_recipe(args: argparse.Namespace, data_dir: Path) -> tuple[list[dict],
     if args.epochs:
         cfg.train.epochs = args.epochs
     run_dir = Path(tempfile.mkdtemp(prefix="speedrun_"))
-    cfg.train.out = str(run_dir)
-    run = resolve_run(cfg)
-    if args.limit:
-        for name in ("train", "val", "test"):
-            s, n = run.bundle.split(name), args.limit
-            setattr(run.bundle, name, TensorSplit(s.images[:n], s.labels[:n], s.names[:n] if s.names else None))
-    training = Training(run, run_dir, DistInfo(), Console(stderr=True), quiet=True)
-    test_loader = run.task.loader(run.bundle.test, run.cfg, run.info, train=False)
-    clock, epochs = Clock(run.device.type == "cuda"), []
-    for epoch in range(training.start_epoch, run.cfg.train.epochs):
-        with clock:
-            stop = training.run_epoch(epoch)
-        clock.train_s = training.train_seconds  # the trainer's own clock: its batches, not validation
-        test = evaluate(training.eval_model, test_loader, run.task, run.device)
-        epochs.append(clock.point(epoch + 1, test["accuracy"]))
-        if stop:
-            break
-    training.log.close()
-    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        cfg.train.out = str(run_dir)
+        run = resolve_run(cfg)
+        if args.limit:
+            for name in ("train", "val", "test"):
+                s, n = run.bundle.split(name), args.limit
+                setattr(run.bundle, name, TensorSplit(s.images[:n], s.labels[:n], s.names[:n] if s.names else None))
+        training = Training(run, run_dir, DistInfo(), Console(stderr=True), quiet=True)
+        test_loader = run.task.loader(run.bundle.test, run.cfg, run.info, train=False)
+        clock, epochs = Clock(run.device.type == "cuda"), []
+        for epoch in range(training.start_epoch, run.cfg.train.epochs):
+            with clock:
+                stop = training.run_epoch(epoch)
+            clock.train_s = training.train_seconds  # the trainer's own clock: its batches, not validation
+            test = evaluate(training.eval_model, test_loader, run.task, run.device)
+            epochs.append(clock.point(epoch + 1, test["accuracy"]))
+            if stop:
+                break
+        training.log.close()
+    finally:  # the run directory is scratch: checkpoints of a benchmark are not kept
+        shutil.rmtree(run_dir, ignore_errors=True)
     return epochs, run.cfg.to_dict()
 
 
