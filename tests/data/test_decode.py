@@ -1,4 +1,5 @@
-"""read_image: every Pillow mode to L/RGB uint8, EXIF rotation, bad files; read_idx: IDX parsing."""
+"""read_image: every Pillow mode to L/RGB uint8, EXIF rotation, bad files; read_idx: IDX parsing;
+which files are data (one rule for training, predict and explain)."""
 from __future__ import annotations
 
 import gzip
@@ -8,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.data.decode import BadImage, probe_image, read_idx, read_image
+from cnnkit.data.decode import BadImage, data_files, glob_data_files, is_data_file, probe_image, read_idx, read_image
 from cnnkit.errors import CnnkitError
 
 RGB = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
@@ -157,3 +158,54 @@ def test_corrupt_idx_names_the_file(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(CnnkitError, match=name):
             read_idx(tmp_path / name)
+
+
+# ---- which files are data -----------------------------------------------------------------------
+def with_tool_debris(folder, value=0):
+    """folder/a.png plus the copies notebooks, macOS archives, Windows and dot-files leave beside it."""
+    from .conftest import png
+
+    png(folder / "a.png", value=value)
+    png(folder / ".ipynb_checkpoints" / "a-checkpoint.png", value=value)
+    png(folder / "__MACOSX" / "._a.png", value=value)
+    png(folder / ".hidden.png", value=value)
+    png(folder / "._a.png", value=value)
+    (folder / "Thumbs.db").write_bytes(b"x")
+    (folder / "desktop.ini").write_text("[.ShellClassInfo]")
+    return folder
+
+
+def test_one_rule_names_the_data_files_of_a_folder(tmp_path):
+    root = with_tool_debris(tmp_path / "d")
+    from .conftest import png
+
+    png(root / "sub" / "b.png")
+    png(root / "sub" / ".DS_Store.png")
+    assert data_files(root) == [root / "a.png", root / "sub" / "b.png"]
+    assert data_files(root, recursive=False) == [root / "a.png"]
+    assert is_data_file(root / "a.png", root) and not is_data_file(root / "__MACOSX" / "x.png", root)
+    assert is_data_file(tmp_path / ".cache" / "a.png", tmp_path / ".cache")  # only parts below the folder given
+    assert not is_data_file(root / "notes.txt") and is_data_file(root / "notes.txt", exts=None)
+    assert glob_data_files(str(root / "**" / "*.png")) == [str(root / "a.png"), str(root / "sub" / "b.png")]
+
+
+def test_predict_explain_and_training_see_the_same_files(tmp_path, digits_run):
+    import cnnkit
+    from cnnkit.data.sources import build_data
+    from cnnkit.explain.subject import read_images
+
+    from .conftest import cfg_for, png
+
+    folder = with_tool_debris(tmp_path / "in")
+    records = cnnkit.load(digits_run.best).predict([str(folder)])
+    assert [r["file"] for r in records] == [str(folder / "a.png")]
+    assert [name for name, _ in read_images([str(folder)], 1)] == [str(folder / "a.png")]
+    for cls, value in (("cat", 0), ("dog", 90)):
+        with_tool_debris(tmp_path / "set" / cls, value)
+        for i in range(1, 5):
+            png(tmp_path / "set" / cls / f"{i}.png", value=value + i)
+            png(tmp_path / "set" / cls / "__MACOSX" / f"._{i}.png", value=value + i)
+    b = build_data(cfg_for(tmp_path / "set"))
+    names = sorted(b.train.names + b.val.names + b.test.names)
+    assert not b.info.bad_files and names == sorted(str(p) for p in data_files(tmp_path / "set"))
+    assert len(names) == 10

@@ -16,10 +16,17 @@ A file that cannot be decoded raises `BadImage` whose `reason` reads "<kind>: <d
 (kind: zero-byte, missing, not-an-image, truncated, too-large, unreadable). Truncated files
 are detected by forcing `img.load()`; `ImageFile.LOAD_TRUNCATED_IMAGES` is deliberately left
 off, since padding a half image with gray would hand the model a wrong sample.
+
+Which files are data is one rule too (`is_data_file`, `data_files`), used by every reader
+that walks a folder and by predict and explain: hidden names (a dot first: `.ipynb_checkpoints/`,
+`.DS_Store`, AppleDouble `._x.png`) and the debris of archivers and file managers
+(`__MACOSX/`, `__pycache__/`, `Thumbs.db`, `desktop.ini`) are never data, anywhere below the
+folder given.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import os
 import zlib
@@ -55,6 +62,50 @@ class BadImage(Exception):
 
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+# Folder and file names that tools leave beside data (compared lower-case); dot-names are hidden too.
+NOT_DATA_NAMES = frozenset({"__macosx", "__pycache__", "thumbs.db", "desktop.ini", "ehthumbs.db"})
+
+
+def hidden_name(name: str) -> bool:
+    """True for one path component that is never data (see the module docstring)."""
+    return name.startswith(".") or name.lower() in NOT_DATA_NAMES
+
+
+def is_data_file(path: str | Path, root: str | Path | None = None,
+                 exts: frozenset[str] | tuple[str, ...] | None = IMAGE_EXTENSIONS) -> bool:
+    """True when `path` is data: no hidden component below `root` (only its own name is judged
+    when `root` is None or not above it) and, unless `exts` is None, a suffix in `exts`."""
+    p = Path(path)
+    try:
+        parts = p.relative_to(root).parts if root is not None else (p.name,)
+    except ValueError:
+        parts = (p.name,)
+    if any(hidden_name(part) for part in parts):
+        return False
+    return exts is None or p.suffix.lower() in exts
+
+
+def data_files(folder: str | Path, exts: frozenset[str] | tuple[str, ...] | None = IMAGE_EXTENSIONS,
+               recursive: bool = True) -> list[Path]:
+    """The data files under `folder` (`is_data_file`), in walk order: a folder's own files sorted
+    by name, then each visible subfolder (sorted) in turn; hidden folders are not entered.
+    Symlinked folders are not followed. [] for a folder that does not exist."""
+    out: list[Path] = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not hidden_name(d)) if recursive else []
+        out += [Path(top, f) for f in sorted(files)
+                if not hidden_name(f) and (exts is None or Path(f).suffix.lower() in exts)]
+    return out
+
+
+def glob_data_files(pattern: str) -> list[str]:
+    """Sorted matches of a glob (`**` recursive) that are data: no hidden part below the folder
+    the pattern names before its first wildcard (so `~/.cache/x/*.png` itself is fine)."""
+    fixed = pattern[:min((i for i, ch in enumerate(pattern) if ch in "*?["), default=len(pattern))]
+    root = os.path.dirname(fixed) or "."
+    return sorted(m for m in glob.glob(pattern, recursive=True) if is_data_file(m, root, exts=None))
 
 
 def read_image(path: str | Path | BinaryIO, channels: int | None = None) -> torch.Tensor:

@@ -5,7 +5,6 @@ preprocessing), so nothing else is needed to use a trained model (DESIGN rule 4)
 """
 from __future__ import annotations
 
-import glob
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -103,17 +102,17 @@ def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: lis
 
 def expand_inputs(items) -> list[str]:
     """Files, folders (their images, sorted) and globs -> a flat list of files."""
-    from cnnkit.data.decode import IMAGE_EXTENSIONS
+    from cnnkit.data.decode import data_files, glob_data_files  # the one rule of which files are data
 
     out: list[str] = []
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+            out += sorted(str(f) for f in data_files(p))
         elif p.exists():
             out.append(str(p))
         else:
-            matches = sorted(glob.glob(str(item), recursive=True))
+            matches = glob_data_files(str(item))
             if not matches:
                 raise CnnkitError(f"Input {item} matches no file.")
             out += matches

@@ -155,11 +155,15 @@ def run_dir_of(source: str | Path) -> Path:
 
 
 def read_images(paths: list[str], channels: int | None) -> list[tuple[str, torch.Tensor]]:
-    """Decode files with the project's reader; a bad file is a one-sentence error."""
-    from cnnkit.data.decode import BadImage, read_image
+    """Decode files (a folder: its data files, sorted) with the project's reader; a bad file is a
+    one-sentence error."""
+    from cnnkit.data.decode import BadImage, data_files, read_image
 
     out = []
     for path in paths:
+        if Path(path).is_dir():  # a folder: its data files, by the rule every command shares
+            out += read_images([str(f) for f in sorted(data_files(path), key=str)], channels)
+            continue
         if not Path(path).exists():
             raise CnnkitError(f"Image {path} does not exist.")
         try:

@@ -25,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo, FileSplit, TensorSplit
-from cnnkit.data.decode import BadImage, is_image_file, probe_image, read_image
+from cnnkit.data.decode import BadImage, data_files, hidden_name, is_data_file, probe_image, read_image
 from cnnkit.data.formats.idx import read_classes_txt
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.splits import carve_missing, check_bad_files
@@ -48,20 +48,12 @@ class Listing:
 
 
 # ----- listing --------------------------------------------------------------------------------
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("__")  # .ipynb_checkpoints, __MACOSX, ._foo.jpg
-
-
 def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not hidden_name(p.name))
 
 
 def _images_under(folder: Path) -> list[str]:
-    out = []
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        out += [os.path.join(top, f) for f in sorted(files) if not _hidden(f) and is_image_file(f)]
-    return out
+    return [str(p) for p in data_files(folder)]
 
 
 def _split_roots(root: Path) -> dict[str, Path]:
@@ -238,7 +230,7 @@ def _decode_split(items: list[tuple[str, int]], channels: int, hw: tuple[int, in
 # ----- formats --------------------------------------------------------------------------------
 def _dir_has_image(folder: Path) -> bool:
     with os.scandir(folder) as it:
-        return any(e.is_file() and is_image_file(e.name) and not _hidden(e.name) for e in it)
+        return any(e.is_file() and is_data_file(e.name) for e in it)
 
 
 def _is_class_folders(path: Path) -> bool:

@@ -16,7 +16,7 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo, TensorSplit
-from cnnkit.data.decode import read_idx
+from cnnkit.data.decode import hidden_name, read_idx
 from cnnkit.data.registry import register_format
 from cnnkit.data.splits import carve_missing
 from cnnkit.errors import CnnkitError
@@ -55,7 +55,7 @@ def find_idx_pairs(root: Path, max_depth: int = 2) -> dict[str, tuple[Path, Path
 
 def _subdirs(folder: Path) -> list[Path]:
     try:
-        return sorted(e for e in folder.iterdir() if e.is_dir() and not e.name.startswith("."))
+        return sorted(e for e in folder.iterdir() if e.is_dir() and not hidden_name(e.name))
     except OSError:
         return []
 
@@ -64,7 +64,7 @@ def _pairs_in(folders: list[Path], only: str | None) -> dict[str, tuple[Path, Pa
     found: dict[tuple[Path, str], dict[str, Path]] = {}
     for folder in folders:
         try:
-            names = sorted(os.listdir(folder))
+            names = sorted(n for n in os.listdir(folder) if not hidden_name(n))  # AppleDouble ._train-...
         except OSError:
             continue
         for name in names:
