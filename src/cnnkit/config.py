@@ -71,6 +71,9 @@ class DataConfig:
     canvas_size: int = option(96, "side of the generated *-detect / *-seg canvases", bounds="[1, inf)", flag=True)
     class_weights: str | None = option(None, "weight the loss by inverse class frequency (auto); off when unset",
                                        choices=("none", "auto"), flag=True)
+    mask_255: str = option("auto", "how mask value 255 is read: auto = class 1 when the masks hold only 0 and 255 "
+                           "(binary masks), else ignore; class = class 1; ignore = never a class (VOC's void)",
+                           choices=("auto", "class", "ignore"))
 
 
 @dataclass

@@ -35,8 +35,9 @@ def inspect(src: str, cfg: Config | None = None) -> HealthReport:
     """Health report of a path (its format's inspector) or a built-in set (its task's)."""
 
     cfg = cfg or Config()
+    bundle = None  # built-ins are read here; paths are read for the coverage check by add_coverage
     if src in BUILTINS:
-        bundle = build_named(src, cfg)
+        bundle = build_named(src, cfg, check=False)
         key = bundle.info.task
         path = Path(src)
     else:
@@ -46,4 +47,6 @@ def inspect(src: str, cfg: Config | None = None) -> HealthReport:
         key = detect_format(path).name
     if key not in INSPECTORS:
         raise CnnkitError(f"No health check is available for {src} (format {key}).")
-    return INSPECTORS.get(key)(path, cfg)
+    from cnnkit.data.health.coverage import add_coverage  # label coverage, as build_data checks it
+
+    return add_coverage(INSPECTORS.get(key)(path, cfg), src if bundle else str(path), cfg, bundle)

@@ -1,7 +1,9 @@
 """Semantic segmentation data: split types, mask files, mask-aware augmentation and the loader.
 
 A sample is an image (uint8 C x H x W) and a mask (uint8 H x W) whose value is the class
-index of each pixel; 255 means "ignore" (VOC's void border), never a class. Splits come
+index of each pixel; 255 means "ignore" (VOC's void border), never a class — unless the
+reader found binary 0/255 masks and read 255 as class 1 (`SegFileSplit.remap`, decided by
+`formats/mask_folder.mask_reading` from `data.mask_255`). Splits come
 in two forms, like classification's: `SegSplit` holds tensors in memory (the generated
 digits-seg canvases), `SegFileSplit` holds paths decoded by DataLoader workers (folders,
 VOC). A detection `DetectionSplit` whose objects carry masks (COCO polygons/RLE) is read
@@ -55,15 +57,52 @@ class SegSplit:
 
 
 @dataclass
+class MaskValues:
+    """Pixels per raw mask value (int64, 256 bins) summed over `read` of a split's masks: all of
+    them, or the evenly spaced sample its reader decoded (`formats/mask_folder.value_histograms`)."""
+
+    pixels: torch.Tensor
+    read: int
+
+
+@dataclass
 class SegFileSplit:
-    """Streamed: one image file and one mask file per sample (mask values are the class indices)."""
+    """Streamed: one image file and one mask file per sample (mask values are the class indices,
+    after `remap`: raw value -> class index, e.g. {255: 1} for binary 0/255 masks)."""
 
     image_paths: list[str]
     mask_paths: list[str]
     names: list[str] | None = None
+    remap: dict[int, int] | None = None
+    values: MaskValues | None = None  # raw values seen by the reader; saves decoding masks again
 
     def __len__(self) -> int:
         return len(self.image_paths)
+
+    def mask(self, i: int) -> torch.Tensor:
+        """uint8 H x W class indices of sample i; raises BadMask."""
+        return remap_mask(read_mask(self.mask_paths[i]), self.remap)
+
+
+def remap_mask(mask: torch.Tensor, remap: dict[int, int] | None) -> torch.Tensor:
+    """uint8 H x W mask with each raw value in `remap` replaced by its class index."""
+    if not remap:
+        return mask
+    lut = torch.arange(256, dtype=torch.uint8)
+    for raw, cls in remap.items():
+        lut[raw] = cls
+    return lut[mask.long()]
+
+
+def remap_counts(pixels: torch.Tensor, remap: dict[int, int] | None) -> torch.Tensor:
+    """Per-value pixel counts (256) as `remap_mask` would leave them."""
+    if not remap:
+        return pixels
+    out = pixels.clone()
+    for raw, cls in remap.items():
+        out[raw] -= pixels[raw]
+        out[cls] += pixels[raw]
+    return out
 
 
 # ---- mask files -------------------------------------------------------------------------------
@@ -142,25 +181,33 @@ def colorize(mask: torch.Tensor) -> torch.Tensor:
 
 def pixel_counts(split, num_classes: int, limit: int = 2000) -> torch.Tensor:
     """Pixels per class over (up to `limit` samples of) a split; ignore and unreadable masks skipped."""
-    counts = torch.zeros(num_classes, dtype=torch.int64)
-    if isinstance(split, SegSplit):  # in memory: no decoding, one bincount per sample
-        masks = split.masks[:limit]
+    return value_counts(split, limit)[0][:num_classes].clone()
+
+
+def value_counts(split, limit: int | None = None) -> tuple[torch.Tensor, int]:
+    """(int64 pixels per mask value (256 bins) after the split's remap, masks counted) over all
+    or the first `limit` samples; unreadable masks are skipped. An in-memory split is one bincount."""
+    if isinstance(split, SegSplit):
+        masks = split.masks[:limit] if limit is not None else split.masks
+        if isinstance(masks, torch.Tensor):  # uint8 N x H x W: bincount takes uint8, no int64 copy
+            return torch.bincount(masks.reshape(-1), minlength=256), len(masks)
     elif isinstance(split, SegFileSplit):  # only the mask files: images are not needed for counting
-        masks = (read_mask(p) for p in split.mask_paths[:limit] if _readable(p))
-    else:
+        masks = _readable_masks(split, len(split) if limit is None else min(limit, len(split)))
+    else:  # a DetectionSplit with instance masks: decoded and painted per image
         masks = (m for _, img, m in samples(split, 1, limit) if img is not None)
+    pixels, n = torch.zeros(256, dtype=torch.int64), 0
     for m in masks:
-        m = m.reshape(-1).long()
-        counts += torch.bincount(m[m < num_classes], minlength=num_classes)[:num_classes]
-    return counts
+        pixels += torch.bincount(m.reshape(-1), minlength=256)
+        n += 1
+    return pixels, n
 
 
-def _readable(path: str) -> bool:
-    try:
-        read_mask(path)
-    except BadMask:
-        return False
-    return True
+def _readable_masks(split: SegFileSplit, n: int):
+    for i in range(n):
+        try:
+            yield split.mask(i)
+        except BadMask:
+            continue
 
 
 def semantic_from_instances(target: dict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
@@ -249,7 +296,7 @@ class _SegDataset(Dataset):
         from cnnkit.data.decode import read_image
 
         if isinstance(s, SegFileSplit):
-            return read_image(s.image_paths[i], self.channels), read_mask(s.mask_paths[i])
+            return read_image(s.image_paths[i], self.channels), s.mask(i)
         image = s.image(i)  # a DetectionSplit with instance masks (COCO polygons / RLE)
         return image, semantic_from_instances(s.target(i, masks=True), image.shape[-2:])
 

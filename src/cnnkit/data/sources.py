@@ -3,6 +3,12 @@
 Built-ins register a loader under a name (`BUILTINS`); on-disk formats register a
 `detect(path)` test and a loader (`FORMATS`), tried in priority order. Both tables live in
 `data/registry.py`; the modules that fill them are imported by `cnnkit.data`.
+
+Every bundle that `build_data` hands out has passed the label-coverage check
+(`data/health/coverage.py`): a train split with no example of any class stops here with one
+sentence, before any command trains, evaluates or converts; a class seen in val/test but
+never in train, or without train examples, is a warning printed once on stderr with the
+readers' notes (binary 0/255 masks read as class 1, ...).
 """
 from __future__ import annotations
 
@@ -28,24 +34,32 @@ def detect_format(path: Path) -> Format:
     )
 
 
-def build_data(cfg: Config, target: str | None = None) -> DataBundle:
+def build_data(cfg: Config, target: str | None = None, *, check: bool = True) -> DataBundle:
     """Load `cfg.data.name` (a built-in name or a path) into train/val/test splits. `target` is what
     the task reading them needs (`Task.target`): with "boxes", a segmentation set that carries
-    instance masks (digits-seg) serves its objects, boxes and masks; otherwise the data is as read."""
+    instance masks (digits-seg) serves its objects, boxes and masks; otherwise the data is as read.
+    With `check` (the default) the label coverage is checked and the notes printed (module
+    docstring); `cnnkit data inspect` passes False and reports them instead. Raises CnnkitError
+    for unreadable or unknown data and for a train split no model can learn from."""
     bundle = _load(cfg)
     if target == "boxes":
         from cnnkit.data.segmentation import detection_view
 
         bundle = detection_view(bundle)
     _add_statistics(bundle)
+    if check:
+        from cnnkit.data.health.coverage import check_coverage, print_notes
+
+        check_coverage(bundle)
+        print_notes(bundle)
     return bundle
 
 
-def build_named(name: str, cfg: Config) -> DataBundle:
+def build_named(name: str, cfg: Config, *, check: bool = True) -> DataBundle:
     """`build_data` of `name` (built-in or path) with the rest of `cfg`, which is left unchanged."""
     cfg = cfg.copy()
     cfg.data.name = name
-    return build_data(cfg)
+    return build_data(cfg, check=check)
 
 
 def _add_statistics(bundle: DataBundle) -> None:

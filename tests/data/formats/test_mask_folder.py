@@ -132,3 +132,98 @@ def test_coco_polygons_and_rle_convert_to_mask_folders(tmp_path):
     poly = torch.from_numpy(mask_utils.decode(mask_utils.frPyObjects([[2, 2, 10, 2, 10, 8, 2, 8]], 20, 30))[..., 0])
     assert torch.equal(a, poly * 2) and int(a.sum()) > 0
     assert torch.equal(b, torch.from_numpy(rle_mask))
+
+
+# ---- binary 0/255 masks (case trust/mask_0_255) ------------------------------------------------
+def binary_set(root, n=24, seed=8):
+    """The trust/mask_0_255 case: 48x48 images each with one bright disc its 8-bit gray mask marks 255."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        im = Image.fromarray(rng.integers(0, 60, (48, 48, 3), dtype=np.uint8))
+        m = Image.new("L", (48, 48), 0)
+        x, y, r = rng.integers(12, 36), rng.integers(12, 36), rng.integers(6, 11)
+        ImageDraw.Draw(im).ellipse([x - r, y - r, x + r, y + r], fill=(240, 220, 60))
+        ImageDraw.Draw(m).ellipse([x - r, y - r, x + r, y + r], fill=255)
+        im.save(root / "images" / f"s{i:02d}.png")
+        m.save(root / "masks" / f"s{i:02d}.png")
+    return root
+
+
+def test_binary_0_255_masks_read_255_as_class_1_with_a_note(tmp_path, capsys):
+    from cnnkit.data.segmentation import pixel_counts
+
+    root = binary_set(tmp_path / "mask_0_255")
+    got = load(root)
+    assert got.info.classes == ["background", "1"] and got.train.remap == {255: 1}
+    note = got.info.extra["notes"]["mask_255"]
+    assert "masks hold only 0 and 255: 255 read as class 1 (set data.mask_255=ignore to keep 255 as ignore" in note
+    assert "all 24 masks read" in note and "note: " + note in capsys.readouterr().err.replace("\n", " ")
+    mask = got.train.mask(0)
+    raw = read_mask(got.train.mask_paths[0])
+    assert set(mask.unique().tolist()) == {0, 1} and torch.equal(mask == 1, raw == 255)
+    counts = pixel_counts(got.train, 2)
+    assert counts[1] == sum(int((read_mask(p) == 255).sum()) for p in got.train.mask_paths)
+    # the loader hands the model class 1 where the file holds 255
+    _, masks = next(iter(__import__("cnnkit.data.segmentation", fromlist=["SegLoader"]).SegLoader(
+        got.train, {"channels": 3, "size": [48, 48], "mean": [0.5] * 3, "std": [0.25] * 3}, 4, False, 0,
+        num_classes=2)))
+    assert set(masks.unique().tolist()) == {0, 1}
+
+
+def test_binary_masks_with_mask_255_ignore_stop_before_training_and_the_advice_works(tmp_path):
+    from cnnkit.errors import CnnkitError
+
+    root = binary_set(tmp_path / "mask_0_255")
+    with pytest.raises(CnnkitError, match=r"train split of .*mask_0_255 holds \d+ images but not one "
+                                          r"non-background pixel of any class .*ignore \(255.*"
+                                          r"if 255 marks the objects, set data.mask_255=class"):
+        load(root, mask_255="ignore")
+    fixed = load(root, mask_255="class")  # the advice, as printed
+    assert fixed.info.classes == ["background", "1"] and "notes" not in fixed.info.extra
+
+
+def test_mask_255_class_refuses_masks_that_hold_other_classes(tmp_path):
+    from cnnkit.errors import CnnkitError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    values = np.zeros((8, 8), np.uint8)
+    values[:4], values[6:] = 1, 2
+    for i in range(6):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(values, mode="L").save(tmp_path / "masks" / f"{i}.png")
+    assert load(tmp_path).info.classes == ["background", "1", "2"]  # auto: not binary, 255 stays ignore
+    with pytest.raises(CnnkitError, match="data.mask_255=class .* also hold the values 2: set data.mask_255=auto"):
+        load(tmp_path, mask_255="class")
+
+
+def test_binary_masks_convert_as_class_1(tmp_path):
+    from cnnkit.data.commands import convert
+
+    root = binary_set(tmp_path / "mask_0_255", n=10)
+    out = convert(str(root), "masks", tmp_path / "out")
+    assert (out / "classes.txt").read_text().split() == ["background", "1"]
+    back = [read_mask(p) for p in sorted((out / "train" / "masks").iterdir())]
+    assert all(set(m.unique().tolist()) == {0, 1} for m in back)
+
+
+def test_binary_masks_train_to_a_real_miou(tmp_path):
+    import cnnkit
+
+    root = binary_set(tmp_path / "mask_0_255")
+    run = cnnkit.train(data=str(root), epochs=6, batch_size=4, threads=1, out=str(tmp_path / "run"), quiet=True)
+    assert run.test_metrics["miou"] > 0.5  # 255 ignored left 0.0035 (background only); measured 0.84
+
+
+def test_hidden_and_tool_files_beside_masks_are_not_data(tmp_path):
+    root = binary_set(tmp_path / "set", n=6)
+    for folder in ("images", "masks"):
+        (root / folder / "._s00.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource fork
+        (root / folder / "Thumbs.db").write_bytes(b"x")
+    (root / "images" / ".ipynb_checkpoints").mkdir()
+    got = load(root)
+    assert got.info.bad_files == [] and len(got.train) + len(got.val) + len(got.test) == 6

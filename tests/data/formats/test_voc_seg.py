@@ -87,3 +87,18 @@ def test_detection_folders_go_to_the_box_reader_unless_segment_is_asked(tmp_path
     assert read(tmp_path, Config(task="segment")).info.task == "segment"
     (tmp_path / "Annotations").rmdir()
     assert read(tmp_path, Config()).info.task == "segment"
+
+
+def test_binary_0_255_masks_in_the_voc_layout_are_background_and_1_not_aeroplane(tmp_path):
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "SegmentationClass").mkdir()
+    for i in range(8):
+        Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "JPEGImages" / f"{i}.jpg")
+        m = np.zeros((10, 12), np.uint8)
+        m[2:6, 3:9] = 255
+        Image.fromarray(m, mode="L").save(tmp_path / "SegmentationClass" / f"{i}.png")
+    (tmp_path / "SegmentationClass" / "._0.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble: not data
+    got = load(tmp_path)
+    assert got.info.classes == ["background", "1"] and got.train.remap == {255: 1}
+    assert "255 read as class 1" in got.info.extra["notes"]["mask_255"] and not got.info.bad_files
+    assert int((got.train.mask(0) == 1).sum()) == 24

@@ -86,7 +86,10 @@ def test_voc_layout_is_inspected_with_the_same_checks(tmp_path):
         save_mask(mask, root / "SegmentationClass" / f"{stem}.png")
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nb\nc\nmissing\n")
     report = inspect(str(root))
-    assert faults(report) == {"empty-mask": {"b.png"}, "unknown-class": {"c.png"}, "missing-image": {"missing.jpg"}}
+    assert faults(report) == {"empty-mask": {"b.png"}, "unknown-class": {"c.png"}, "missing-image": {"missing.jpg"},
+                              "class-without-examples": {"voc"}}  # VOC's 21 names, only "person" drawn
+    warning = next(i["problem"] for i in report.issues if i["kind"] == "class-without-examples")
+    assert '"aeroplane"' in warning and '"person"' not in warning and "and 11 more" in warning
 
 
 def test_builtin_digits_seg_is_healthy(monkeypatch):
@@ -95,5 +98,39 @@ def test_builtin_digits_seg_is_healthy(monkeypatch):
     monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 6, "val": 3, "test": 3})
     report = inspect("digits-seg", Config())
     assert report.counts["images"] == 12 and report.counts["classes"] == 11
-    assert set(faults(report)) <= {"empty-mask"}  # a canvas may hold no digit at all, never anything else
+    # a canvas may hold no digit at all, and 6 train canvases need not show every digit; nothing else
+    assert set(faults(report)) <= {"empty-mask", "class-not-in-train", "class-without-examples"}
     assert sum(report.counts["pixels_per_class"].values()) == 12 * 96 * 96
+
+
+def binary_folder(root, n=12):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((10, 10, 3), 90, np.uint8)).save(root / "images" / f"{i}.png")
+        m = np.zeros((10, 10), np.uint8)
+        m[2:5, 2:7] = 255
+        Image.fromarray(m, mode="L").save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_binary_0_255_masks_are_inspected_as_class_1_and_the_report_says_so(tmp_path):
+    report = inspect(str(binary_folder(tmp_path / "bin")))
+    assert report.issues == []
+    assert report.counts["pixels_per_class"] == {"background": 12 * 85, "1": 12 * 15}
+    assert report.counts["notes"]["mask_255"].endswith(
+        "masks hold only 0 and 255: 255 read as class 1 (set data.mask_255=ignore to keep 255 as ignore; "
+        "all 12 masks read)")
+
+
+def test_binary_masks_kept_as_ignore_are_faults_and_strict_exits_non_zero(tmp_path):
+    from cnnkit.cli import main
+
+    root = binary_folder(tmp_path / "bin")
+    report = inspect(str(root), Config.from_dict({"data": {"mask_255": "ignore"}}))
+    kinds = report.by_kind()
+    assert kinds == {"empty-mask": 12, "no-class-examples": 1}
+    stop = next(i["problem"] for i in report.issues if i["kind"] == "no-class-examples")
+    assert stop.startswith("stops training: The train split of") and "data.mask_255=class" in stop
+    assert main(["data", "inspect", str(root), "--strict", "--set", "data.mask_255=ignore"]) == 1
+    assert main(["data", "inspect", str(root), "--strict"]) == 0  # auto: 255 is class 1, nothing wrong

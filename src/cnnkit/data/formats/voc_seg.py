@@ -4,7 +4,8 @@
     ROOT/SegmentationClass/<id>.png           palette PNGs: index = class, 255 = void (ignored)
     ROOT/ImageSets/Segmentation/{train,val,test}.txt   ids per subset (optional: without them
                                               every mask is one pool, carved by data.split_seed)
-    ROOT/classes.txt (optional)               class names; VOC's 21 names otherwise
+    ROOT/classes.txt (optional)               class names; VOC's 21 names otherwise ("background",
+                                              "1" for binary 0/255 masks: see mask_folder.mask_reading)
 
 A VOC root may also hold detection boxes (Annotations/). This reader claims the folder
 ahead of the detection VOC reader when SegmentationClass/ exists, and hands it back to
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle
-from cnnkit.data.decode import IMAGE_EXTENSIONS
+from cnnkit.data.decode import data_files, hidden_name
 from cnnkit.data.formats.mask_folder import finish, read_classes
 from cnnkit.data.registry import FORMATS, WRITERS, register_format
 from cnnkit.data.segmentation import SegFileSplit, samples, segment_view, write_mask
@@ -39,7 +40,7 @@ def voc_root(path: Path) -> Path | None:
         return None
     if ok(path):
         return path
-    inner = [p for p in sorted(path.glob("VOC*")) if ok(p)]
+    inner = [p for p in sorted(path.glob("VOC*")) if not hidden_name(p.name) and ok(p)]
     return inner[0] if len(inner) == 1 else None
 
 
@@ -55,14 +56,14 @@ def _image_for(root: Path, stem: str, by_stem: dict[str, Path]) -> Path | None:
 def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
     """Subset -> (image, mask) pairs named by the ImageSets lists (or all masks as "all"); missing files as BadFiles."""
     masks_dir, lists = root / "SegmentationClass", root / "ImageSets" / "Segmentation"
-    by_stem = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    by_stem = {p.stem: p for p in data_files(root / "JPEGImages", recursive=False)}
     ids: dict[str, list[str]] = {}
     for s in SPLITS:
         f = lists / f"{s}.txt"
         if f.is_file():
             ids[s] = [line.split()[0] for line in f.read_text().splitlines() if line.strip()]
     if not ids:
-        ids["all"] = sorted(p.stem for p in masks_dir.glob("*.png"))
+        ids["all"] = sorted(p.stem for p in data_files(masks_dir, (".png",), recursive=False))
     found, bad = {}, []
     for s, stems in ids.items():
         imgs, msks = [], []
@@ -93,7 +94,7 @@ def load(path: Path, cfg: Config) -> DataBundle:
     if wants_detection(root, cfg):
         return FORMATS["voc"].load(path, cfg)
     found, bad = scan(root)
-    return finish(root, found, bad, read_classes(root) or list(VOC_CLASSES), cfg, "voc-seg")
+    return finish(root, found, bad, read_classes(root), cfg, "voc-seg", default=list(VOC_CLASSES))
 
 
 @WRITERS.register("voc-seg")

@@ -11,6 +11,9 @@ against its file, with a kind that `HealthReport.by_kind` counts:
 - `unknown-class`:  mask values that are neither a class index (0..K-1) nor 255 (ignore);
 - `empty-mask`:     no pixel of any foreground class (only background and/or ignore).
 Counts give images per subset, pixels and images per class, so imbalance shows too.
+Classes and the reading of 255 come from `mask_folder.mask_reading`, as when the set is
+loaded for training, so binary 0/255 masks are checked with 255 as class 1 and the report
+carries the same note (`counts["notes"]`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from cnnkit.data.base import BadFile
 from cnnkit.data.formats import mask_folder, voc_seg
 from cnnkit.data.health.report import HealthReport
 from cnnkit.data.registry import INSPECTORS
-from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, read_mask
+from cnnkit.data.segmentation import IGNORE_INDEX, BadMask, SegSplit, read_mask, remap_mask
 from cnnkit.data.sources import build_named
 
 
@@ -63,8 +66,10 @@ def check_pair(report: HealthReport, tally: _Tally, name: str, image: torch.Tens
     tally.add(mask)
 
 
-def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | None) -> int:
-    """Check every pair of a SegSplit / SegFileSplit; returns the number of pairs looked at."""
+def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | None,
+                  remap: dict[int, int] | None = None) -> int:
+    """Check every pair of a SegSplit / SegFileSplit (mask values read through `remap`); returns
+    the number of pairs looked at."""
     from cnnkit.data.decode import BadImage, read_image
 
     for i in range(len(split)):
@@ -79,7 +84,7 @@ def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | No
         except BadImage as e:
             report.add("unreadable", img_path, str(e))
         try:
-            mask = read_mask(mask_path)
+            mask = remap_mask(read_mask(mask_path), remap)
         except BadMask as e:
             report.add("unreadable", mask_path, f"mask {e}")
         if image is not None and mask is not None:
@@ -93,36 +98,33 @@ def _listing_faults(report: HealthReport, bad: list[BadFile]) -> None:
         report.add(kind, b.path, b.reason)
 
 
-def _report(source: str, subsets: dict, bad: list[BadFile], classes: list[str], channels: int | None) -> HealthReport:
+def _report(source: str, subsets: dict, bad: list[BadFile], classes: list[str], channels: int | None,
+            remap: dict[int, int] | None = None, note: str | None = None) -> HealthReport:
     report = HealthReport(source)
     _listing_faults(report, bad)
     tally = _Tally(classes)
-    per_split = {s: inspect_split(report, tally, split, channels) for s, split in subsets.items()}
+    per_split = {s: inspect_split(report, tally, split, channels, remap) for s, split in subsets.items()}
     report.counts = {"images": sum(per_split.values()), "subsets": per_split, "classes": len(classes),
                      **tally.to_dict()}
+    if note:
+        report.counts["notes"] = {"mask_255": note}
     return report
 
 
-def _classes_or_scan(root: Path, subsets: dict, given: list[str] | None) -> list[str]:
-    if given is not None:
-        return given
-    # No classes.txt: every value seen (below 255) is taken as a class, so none is "unknown".
-    top = 0
-    for split in subsets.values():
-        for p in split.mask_paths:
-            try:
-                m = read_mask(p)
-            except BadMask:
-                continue
-            fg = m[m != IGNORE_INDEX]
-            top = max(top, int(fg.max()) if fg.numel() else 0)
-    return ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
+def _files_report(root: Path, source: str, found: dict, bad: list[BadFile], cfg: Config,
+                  default: list[str] | None = None) -> HealthReport:
+    """Mask-folder / VOC layouts: classes and the reading of 255 as the reader decides them."""
+    hists = mask_folder.value_histograms(found)
+    total = sum(len(s) for s in found.values())
+    classes, remap, note = mask_folder.mask_reading(hists, total, mask_folder.read_classes(root),
+                                                    cfg.data.mask_255, source, default)
+    return _report(source, found, bad, classes, None, remap, note)
 
 
 @INSPECTORS.register("mask-folder")
 def inspect_mask_folder(path: Path, cfg: Config) -> HealthReport:
     found, bad = mask_folder.scan(path)
-    return _report(str(path), found, bad, _classes_or_scan(path, found, mask_folder.read_classes(path)), None)
+    return _files_report(path, str(path), found, bad, cfg)
 
 
 @INSPECTORS.register("voc-seg")
@@ -131,12 +133,12 @@ def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
     if voc_seg.wants_detection(root, cfg):  # a full VOC folder: boxes unless segment is asked
         return INSPECTORS.get("voc")(path, cfg)
     found, bad = voc_seg.scan(root)
-    return _report(str(path), found, bad, mask_folder.read_classes(root) or list(voc_seg.VOC_CLASSES), None)
+    return _files_report(root, str(path), found, bad, cfg, list(voc_seg.VOC_CLASSES))
 
 
 @INSPECTORS.register("segment")
 def inspect_segment_builtin(path: Path, cfg: Config) -> HealthReport:
     """A built-in segmentation set (digits-seg): the same checks on the generated tensors."""
-    bundle = build_named(str(path), cfg)
+    bundle = build_named(str(path), cfg, check=False)
     splits = {s: bundle.split(s) for s in ("train", "val", "test")}
     return _report(str(path), splits, list(bundle.info.bad_files), bundle.info.classes, bundle.info.channels)
