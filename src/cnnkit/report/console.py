@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -91,7 +92,7 @@ def health(report) -> None:
     t.add_column("count")
     t.add_column("value", justify="right")
     for k, v in d["counts"].items():
-        t.add_row(k, json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v))
+        t.add_row(k, escape(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)))
     console.print(t)
     if not d["issues"]:
         console.print("[green]no problems found[/]")
@@ -101,5 +102,5 @@ def health(report) -> None:
     it.add_column("file")
     it.add_column("problem")
     for issue in d["issues"][:200]:
-        it.add_row(issue["kind"], issue["file"], issue["problem"])
+        it.add_row(issue["kind"], escape(issue["file"]), escape(issue["problem"]))  # "[null, 3]" is no markup
     console.print(it)

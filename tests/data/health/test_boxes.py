@@ -62,24 +62,78 @@ def test_every_fault_of_a_broken_coco_set_is_flagged(tmp_path):
     assert report.to_dict()["issue_counts"] == kinds
 
 
-def test_training_skips_bad_images_and_boxes_within_max_bad(tmp_path):
+def yolo_set(root, rows: dict[str, list[str]], names=("a", "b"), size=(40, 30)):
+    """A classes.txt YOLO set: one image per key of `rows` (its label lines; None = no label file)."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    for stem, lines in rows.items():
+        Image.new("RGB", size).save(root / "images" / f"{stem}.png")
+        if lines is not None:
+            (root / "labels" / f"{stem}.txt").write_text("".join(ln + "\n" for ln in lines))
+    return root
+
+
+def test_an_image_with_a_bad_box_is_left_out_whole_and_listed(tmp_path):
+    """yolo_edge with data.max_bad: the object of a dropped box must not become background."""
+    root = yolo_set(tmp_path / "y", {"ok1": ["0 0.5 0.5 0.2 0.2", "1 0.3 0.3 0.2 0.2"], "ok2": ["1 0.5 0.5 0.2 0.2"],
+                                     "bad": ["0 0.5 0.5 0.2 0.2", "1 1.2 0.5 0.4 0.2"]})  # 10 px past the right edge
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    with pytest.raises(CnnkitError, match=r"--set data.max_bad=1`"):
+        build_data(cfg)
+    cfg.data.max_bad = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a console note, never a Python warning
+        bundle = build_data(cfg)
+    assert sorted(bundle.train.names) == ["ok1.png", "ok2.png"]
+    (bad,) = bundle.info.bad_files
+    assert bad.path.endswith("bad.png") and "box_outside" in bad.reason and "bad.txt" in bad.reason
+    assert bundle.info.extra["skipped_boxes"] == 1
+    assert bundle.info.extra["notes"]["boxes:left_out"].startswith("warning: left out 1 of 3 images")
+
+
+def test_a_class_whose_training_boxes_were_all_dropped_stops_by_name(tmp_path):
+    root = yolo_set(tmp_path / "y", {"ok1": ["0 0.5 0.5 0.2 0.2"], "ok2": ["0 0.4 0.4 0.2 0.2"],
+                                     "bad": ["1 0.5 0.5 0.2 0.2", "0 -0.5 0.5 0.2 0.2"]})
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    cfg.data.max_bad = 1
+    with pytest.raises(CnnkitError, match="class b has no training box left after leaving out 1 images"):
+        build_data(cfg)
+
+
+def test_broken_coco_set_stops_when_every_box_image_is_left_out(tmp_path):
     root = broken_coco(tmp_path / "bad")
     cfg = Config()
     cfg.data.name = str(root)
     cfg.data.val_fraction = cfg.data.test_fraction = 0.0
-    with pytest.raises(CnnkitError, match="data.max_bad"):
-        build_data(cfg)
     cfg.data.max_bad = 50
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bundle = build_data(cfg)
-    assert any("boxes" in str(w.message) and "skipped" in str(w.message) for w in caught)
-    bad = {b.path.split("/")[-1] for b in bundle.info.bad_files}
-    assert {"missing.png", "corrupt.png", "empty.png", "dup.png", "wrongsize.png"} <= bad
-    assert sorted(bundle.train.names) == ["nolabels.png", "ok.png"]
-    ok = bundle.train.target(bundle.train.names.index("ok.png"))
-    assert ok["boxes"].tolist() == [[1.0, 1.0, 11.0, 11.0]]
-    assert bundle.info.extra["skipped_boxes"] == 4
+    with pytest.raises(CnnkitError, match="class thing has no training box left"):
+        build_data(cfg)  # ok.png carries the bad boxes: keeping it would make them background
+
+
+def test_duplicate_rows_clipped_boxes_and_beside_labels_in_the_report(tmp_path):
+    root = yolo_set(tmp_path / "y", {"p": ["0 0.5 0.5 0.2 0.2", "0 0.5 0.5 0.2 0.2", "1 0.5 0.5 0.2 1.01"],
+                                     "q": ["1 0.5 0.5 0.2 0.2"]})
+    report = inspect(str(root))
+    assert report.by_kind() == {"duplicate_box": 1}
+    (dup,) = report.issues
+    assert dup["file"].endswith("p.txt") and "box 2 repeats box 1" in dup["problem"]
+    assert report.counts["clipped_boxes"] == 1 and report.counts["duplicate_boxes"] == 1
+    assert "1 boxes clipped to the image border" in report.counts["notes"]["boxes:clipped"]
+
+
+def test_no_box_at_all_is_a_fault_and_names_where_labels_were_looked_for(tmp_path):
+    root = yolo_set(tmp_path / "y", {"p": None, "q": None})
+    kinds = inspect(str(root)).by_kind()
+    assert kinds.get("no_boxes") == 1 and "no_labels" not in kinds  # one fault, not two background samples
+    cfg = Config()
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=r"not a single box \(label files were looked for in .*labels"):
+        build_data(cfg)
 
 
 def test_yolo_and_voc_specific_faults(tmp_path):
@@ -90,7 +144,8 @@ def test_yolo_and_voc_specific_faults(tmp_path):
     Image.new("RGB", (20, 20)).save(y / "images/p.png")
     (y / "labels/p.txt").write_text("5 0.5 0.5 0.2 0.2\n0 1.2 0.5 0.4 0.2\n0 0.5 0.5 0 0.2\nnot a box\n")
     kinds = inspect(str(y)).by_kind()
-    assert kinds == {"unknown_class": 1, "box_outside": 1, "degenerate_box": 1, "bad_annotation": 1}
+    # the only image is left out for its bad boxes, so the set cannot be loaded at all (coverage's `unusable`)
+    assert kinds == {"unknown_class": 1, "box_outside": 1, "degenerate_box": 1, "bad_annotation": 1, "unusable": 1}
 
     v = tmp_path / "v"
     (v / "Annotations").mkdir(parents=True)
@@ -102,13 +157,44 @@ def test_yolo_and_voc_specific_faults(tmp_path):
     (v / "Annotations/r.xml").write_text("<annotation><filename>r.jpg</filename>")  # truncated XML
     (v / "labels.txt").write_text("a\n")
     report = inspect(str(v))
-    assert report.by_kind() == {"bad_annotation": 1, "degenerate_box": 1}
+    assert report.by_kind() == {"bad_annotation": 1, "degenerate_box": 1, "unusable": 1}
     assert report.issues[0]["file"].endswith("r.xml")
 
 
 def test_builtin_set_is_clean(monkeypatch):
     from cnnkit.data.builtin import canvas
 
-    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 4, "val": 2, "test": 2})
+    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 8, "val": 2, "test": 2})  # train sees every digit
     report = inspect("digits-detect")
-    assert report.by_kind() == {} and report.counts["images"] == 8
+    assert report.by_kind() == {} and report.counts["images"] == 12
+
+
+def _strict(root, capsys) -> tuple[int, dict]:
+    from cnnkit.cli import main
+
+    rc = main(["data", "inspect", str(root), "--strict", "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+BOX = "0 0.5 0.5 0.2 0.2"
+STRICT = {  # set -> the fault kind `--strict` must name (None: a clean set, exit 0)
+    "duplicate rows": ({"p": [BOX, BOX], "q": [BOX]}, "duplicate_box"),
+    "no box at all": ({"p": [], "q": []}, "no_boxes"),
+    "box far outside": ({"p": [BOX, "0 1.4 0.5 0.2 0.2"], "q": [BOX]}, "box_outside"),
+    "unparsable row": ({"p": [BOX, "0 0.5 zero 0.2 0.2"], "q": [BOX]}, "bad_annotation"),
+    "clipped only": ({"p": ["0 0.5 0.5 0.2 1.01"], "q": [BOX]}, None),  # clipped boxes are counted, not faults
+}
+
+
+@pytest.mark.parametrize("case", list(STRICT))
+def test_inspect_strict_exits_non_zero_and_names_each_fault(tmp_path, capsys, case):
+    rows, kind = STRICT[case]
+    rc, report = _strict(yolo_set(tmp_path / "y", rows, names=("a",)), capsys)
+    assert (rc, set(report["issue_counts"]) - {"unusable"}) == ((1, {kind}) if kind else (0, set()))
+
+
+def test_inspect_strict_names_a_differing_label_file_beside_an_image(tmp_path, capsys):
+    root = yolo_set(tmp_path / "y", {"p": [BOX], "q": [BOX]}, names=("a",))
+    (root / "images/p.txt").write_text("0 0.1 0.1 0.1 0.1\n")
+    rc, report = _strict(root, capsys)
+    assert rc == 1 and report["issue_counts"] == {"beside_labels": 1}

@@ -2,21 +2,29 @@
 
 Readers (coco.py, yolo.py, voc.py) parse their files into `Scan`s: class names plus one
 `RawImage` per image with its boxes exactly as written (xyxy pixels), unknown classes
-marked -1, and the parse problems they met. `walk` applies the checks (missing or
-unreadable images, duplicate image ids, boxes outside the image or of zero or negative
-size, unknown class ids) and serves two callers:
+marked -1, the annotations they could not read (`RawImage.faults`) and the file problems
+they met. `walk` checks every image (missing or unreadable, duplicate id) and box (unknown
+class, zero or negative size, outside the image, exact repeat) and serves two callers:
 
-- `scan_to_bundle` (the readers' `load`) drops the bad images and bad boxes (boxes at
-  most `EDGE_TOLERANCE` px outside are clipped, not dropped), stops when more are bad
-  than `data.max_bad` allows, puts bad images in `info.bad_files` and warns about skipped
-  boxes;
+- `scan_to_bundle` (the readers' `load`) builds the splits. A box past the border by at most
+  `edge_tolerance(side)` = max(2 px, 2 % of that side) is clipped to it and counted (tools
+  export `h=1.01`, corners 1-2 px out, float corners); only boxes that overshoot by more, or
+  lie outside, are bad. An image with a bad box is left out whole and listed in
+  `info.bad_files` with the reason, so its objects never silently become background, and
+  the run stops when more images are bad than `data.max_bad` allows. Exact duplicate boxes
+  (same class, same coordinates) are dropped and counted. A set without a single box, or a
+  class whose every training box was in a left-out image, stops with one sentence. What was
+  clipped, dropped or worked around is one line each in `info.extra["notes"]` (key -> text,
+  "warning: ..." when loud), which `build_data` prints on stderr (`health/coverage.py`, which
+  also checks every class has training boxes).
 - `cnnkit.data.health.boxes.inspect_scan` lists every fault with its file for
   `cnnkit data inspect`.
 """
 from __future__ import annotations
 
 import math
-import warnings
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +35,22 @@ from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
 from cnnkit.data.decode import BadImage, probe_image, read_image
 from cnnkit.data.detection import DetectionSplit, complete_splits
-from cnnkit.data.splits import bad_file_limit, check_bad_files
+from cnnkit.data.splits import check_bad_files
+from cnnkit.errors import CnnkitError
 
-EDGE_TOLERANCE = 1.0  # px: boxes this far past the border are rounding, clipped silently
+EDGE_PX, EDGE_FRACTION = 2.0, 0.02  # overshoot clipped to the border: max(2 px, 2 % of the image side)
+ROUNDING_PX = 0.01  # overshoot below this is float rounding of a box that ends at the border: clipped, not counted
+CLIP_RULE = f"max({EDGE_PX:g} px, {EDGE_FRACTION:.0%} of the image side)"
+
+
+class AnnotationError(CnnkitError):
+    """An annotation file a reader cannot make sense of (a category without id, a data.yaml
+    that is not a mapping, ...): one sentence naming `file`, which inspect reports as
+    `bad_annotation` and loading raises."""
+
+    def __init__(self, file: str | Path, message: str):
+        super().__init__(message)
+        self.file = str(file)
 
 
 @dataclass
@@ -46,29 +67,62 @@ class RawImage:
     names: list[str] = field(default_factory=list)  # class as written (for messages)
     iscrowd: list[int] = field(default_factory=list)
     segmentations: list | None = None  # COCO polygons / RLE per box
+    faults: list[tuple[str, str]] = field(default_factory=list)  # (kind, problem) of annotations not readable
 
 
 @dataclass
 class Scan:
     classes: list[str]
     splits: dict[str, list[RawImage]]
-    issues: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, file, problem) found while parsing
+    issues: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, file, problem): data lost while parsing
     hflip_ok: bool = True
     category_ids: list[int] | None = None  # COCO ids per class index (for results files)
+    remarks: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, file, problem) worked around
+    notes: dict[str, str] = field(default_factory=dict)  # how the files were read: key -> one line
+    labels_hint: str = ""  # where the annotations were looked for (for the "no boxes" error)
+
+
+@dataclass
+class Checked:
+    """What `walk` found for one image."""
+
+    split: str
+    rec: RawImage
+    fault: tuple[str, str] | None  # (kind, problem) when the image itself cannot be used
+    bad_boxes: list[tuple[int | None, tuple[str, str]]] = field(default_factory=list)  # (box index or None, fault)
+    clipped: list[int] = field(default_factory=list)  # boxes within the edge tolerance, clipped to the border
+    duplicates: list[int] = field(default_factory=list)  # exact repeats of an earlier box of the image
+
+
+def edge_tolerance(side: float) -> float:
+    """Pixels a box may overshoot an image side of `side` pixels and still be clipped (not a fault)."""
+    return max(EDGE_PX, EDGE_FRACTION * side)
+
+
+def _overshoot(box: list[float], width: float, height: float) -> tuple[float, float]:
+    x1, y1, x2, y2 = box
+    return max(0.0, -x1, x2 - width), max(0.0, -y1, y2 - height)
 
 
 def box_faults(box: list[float], label: int, name: str, num_classes: int, width: float | None,
                height: float | None) -> tuple[str, str] | None:
-    """(kind, problem) for a bad box, or None when it can be used."""
+    """(kind, problem) for a bad box, or None when it can be used (after clipping to the border)."""
     x1, y1, x2, y2 = box
     if label < 0 or label >= num_classes:
         return "unknown_class", f"class {name!r} is not in the class list"
+    if not all(math.isfinite(v) for v in box):
+        return "bad_annotation", f"box {_fmt(box)} has a coordinate that is not a finite number"
     if not x2 > x1 or not y2 > y1:
         return "degenerate_box", f"box {_fmt(box)} has zero or negative size"
-    if width is not None and height is not None:
-        t = EDGE_TOLERANCE
-        if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
-            return "box_outside", f"box {_fmt(box)} extends outside the {width:g}x{height:g} image"
+    if width is None or height is None:
+        return None
+    ox, oy = _overshoot(box, width, height)
+    if min(x2, width) <= max(x1, 0.0) or min(y2, height) <= max(y1, 0.0):
+        return "box_outside", f"box {_fmt(box)} lies outside the {width:g}x{height:g} image"
+    tx, ty = edge_tolerance(width), edge_tolerance(height)
+    if ox > tx or oy > ty:
+        return "box_outside", (f"box {_fmt(box)} extends {max(ox, oy):.1f} px outside the {width:g}x{height:g} "
+                               f"image (only overshoots up to {CLIP_RULE} are clipped)")
     return None
 
 
@@ -95,47 +149,86 @@ def _check_image(rec: RawImage, decode: bool) -> tuple[str, str] | None:
     return None
 
 
-def walk(scan: Scan, decode: bool, files: bool = True):
-    """Yield (split, record, image fault, [(box index, fault)]) for every record
-    (`files=False`: the images are in memory, so only ids and boxes are checked)."""
+def _check_boxes(c: Checked, num_classes: int) -> None:
+    rec = c.rec
+    c.bad_boxes = [(None, f) for f in rec.faults]
+    first: dict[tuple, int] = {}
+    for j, (b, lab, nm) in enumerate(zip(rec.boxes, rec.labels, rec.names)):
+        if f := box_faults(b, lab, nm, num_classes, rec.width, rec.height):
+            c.bad_boxes.append((j, f))
+        elif rec.width is not None and max(_overshoot(b, rec.width, rec.height)) > ROUNDING_PX:
+            c.clipped.append(j)
+        key = (nm, lab, tuple(b))
+        if key in first:
+            c.duplicates.append(j)
+        else:
+            first[key] = j
+
+
+def walk(scan: Scan, decode: bool, files: bool = True) -> Iterator[Checked]:
+    """A `Checked` for every record (`files=False`: the images are in memory, so only ids and boxes are checked)."""
     seen: set = set()
-    k = len(scan.classes)
     for split, records in scan.splits.items():
         for rec in records:
             key = (split, rec.image_id)
             fault = ("duplicate_image_id", f"image id {rec.image_id!r} appears more than once") \
                 if key in seen else (_check_image(rec, decode) if files else None)
             seen.add(key)
-            boxes = [(j, f) for j, (b, lab, nm) in enumerate(zip(rec.boxes, rec.labels, rec.names))
-                     if (f := box_faults(b, lab, nm, k, rec.width, rec.height))]
-            yield split, rec, fault, boxes
+            c = Checked(split, rec, fault)
+            _check_boxes(c, len(scan.classes))
+            yield c
+
+
+def clip_note(clipped: int) -> str:
+    return f"{clipped} boxes clipped to the image border (each overshot it by at most {CLIP_RULE})"
 
 
 def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
     """Clean the scan (see module docstring) into train/val/test `DetectionSplit`s."""
     bad: list[BadFile] = [BadFile(f, p) for kind, f, p in scan.issues if kind != "no_labels"]
-    skipped: list[str] = []
     kept: dict[str, list[RawImage]] = {}
-    n_images = n_boxes = 0
-    for split, rec, fault, bad_boxes in walk(scan, decode=False):
+    lost: Counter = Counter()  # class index -> training boxes in images left out for a bad box
+    left_out: list[BadFile] = []
+    n_images = n_boxes = clipped = duplicates = bad_boxes = 0
+    for c in walk(scan, decode=False):
         n_images += 1
-        n_boxes += len(rec.boxes)
-        if fault:
-            bad.append(BadFile(rec.file, f"{fault[0]}: {fault[1]}"))
-            continue
-        drop = {j for j, _ in bad_boxes}
-        skipped += [f"{rec.source}: {Path(rec.file).name}: {p}" for _, (_, p) in bad_boxes]
-        kept.setdefault(split, []).append(_keep_boxes(rec, drop))
+        n_boxes += len(c.rec.boxes)
+        if c.fault:
+            bad.append(BadFile(c.rec.file, f"{c.fault[0]}: {c.fault[1]}"))
+        elif c.bad_boxes:
+            bad_boxes += len(c.bad_boxes)
+            left_out.append(_left_out(c))
+            if c.split in ("train", "all"):
+                lost.update(lab for lab, crowd in zip(c.rec.labels, c.rec.iscrowd) if lab >= 0 and not crowd)
+        else:
+            clipped += len(c.clipped)
+            duplicates += len(c.duplicates)
+            kept.setdefault(c.split, []).append(_keep_boxes(c.rec, set(c.duplicates)))
+    bad += left_out
     check_bad_files(bad, n_images, cfg.data.max_bad, source)
-    if len(skipped) > bad_file_limit(n_boxes, cfg.data.max_bad):
-        raise _too_many_boxes(skipped, n_boxes, cfg.data.max_bad, source)
-    if skipped:
-        warnings.warn(f"{len(skipped)} of {n_boxes} boxes in {source} were skipped (first: {skipped[0]}); "
-                      f"`cnnkit data inspect {source}` lists them all.", stacklevel=2)
+    if n_boxes == 0 and not bad_boxes:
+        raise CnnkitError(f"{source} holds {n_images} images but not a single box "
+                          f"({scan.labels_hint or 'no annotation was found'}): a detector cannot learn from it; "
+                          f"check the layout with `cnnkit data inspect {source}`.")
+    notes = {**scan.notes, **_remark_notes(scan.remarks, source)}
+    if left_out:
+        notes["boxes:left_out"] = (f"warning: left out {len(left_out)} of {n_images} images with {bad_boxes} unusable "
+                                   f"boxes, so that their objects do not become background (first: {left_out[0].path}: "
+                                   f"{left_out[0].reason}); `cnnkit data inspect {source}` lists them all")
+    if clipped:
+        notes["boxes:clipped"] = clip_note(clipped)
+    if duplicates:
+        notes["boxes:duplicates"] = (f"dropped {duplicates} duplicate boxes (the same class and coordinates twice "
+                                     "in one image)")
+    if not kept and bad:
+        raise CnnkitError(f"No image of {source} can be used: all {n_images} were left out (first: {bad[0].path}: "
+                          f"{bad[0].reason}); `cnnkit data inspect {source}` lists why.")
     channels, side = _image_facts(kept)
     splits = {s: _to_split(recs, channels) for s, recs in kept.items() if recs}
     train, val, test = complete_splits(splits, cfg, source)
-    extra: dict[str, Any] = {"n_train": len(train), "skipped_boxes": len(skipped)}
+    _check_lost_classes(scan.classes, train, lost, left_out, source)
+    extra: dict[str, Any] = {"n_train": len(train), "skipped_boxes": bad_boxes, "clipped_boxes": clipped,
+                             "duplicate_boxes": duplicates, "notes": notes}
     if scan.category_ids is not None:
         extra["category_ids"] = list(scan.category_ids)
     info = DatasetInfo(task="detect", classes=list(scan.classes), channels=channels, image_size=side,
@@ -143,12 +236,44 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
     return DataBundle(train, val, test, info)
 
 
-def _too_many_boxes(skipped: list[str], total: int, max_bad: float, source: str):
-    from cnnkit.errors import CnnkitError
+def _left_out(c: Checked) -> BadFile:
+    j, (kind, problem) = c.bad_boxes[0]
+    where = f"box {j + 1}: " if j is not None else ""
+    more = f" (and {len(c.bad_boxes) - 1} more bad boxes)" if len(c.bad_boxes) > 1 else ""
+    return BadFile(c.rec.file, f"{kind}: {c.rec.source}: {where}{problem}{more}")
 
-    return CnnkitError(f"{len(skipped)} of {total} boxes in {source} are unusable, more than data.max_bad allows "
-                       f"(first: {skipped[0]}); run `cnnkit data inspect {source}` for the list, fix them, "
-                       f"or accept them with `--set data.max_bad={len(skipped)}`.")
+
+def _remark_notes(remarks: list[tuple[str, str, str]], source: str) -> dict[str, str]:
+    """One line per kind of problem the reader worked around (inspect lists each one)."""
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for kind, file, problem in remarks:
+        by_kind.setdefault(kind, []).append((file, problem))
+    out = {}
+    for kind, found in by_kind.items():
+        file, problem = found[0]
+        more = f" and {len(found) - 1} more like it" if len(found) > 1 else ""
+        out[f"remarks:{kind}"] = f"{kind}: {file}: {problem}{more}; `cnnkit data inspect {source}` lists them"
+    return out
+
+
+def _check_lost_classes(classes: list[str], train: DetectionSplit, lost: Counter, left_out: list[BadFile],
+                        source: str) -> None:
+    """Stop when a class lost every training box with the images left out for a bad box (the
+    generic coverage check in `health/coverage.py` would only see a class without boxes)."""
+    counts = _boxes_per_class(train)
+    for k, name in enumerate(classes):
+        if lost[k] and not counts[k]:
+            raise CnnkitError(f"class {name} has no training box left after leaving out {len(left_out)} images "
+                              f"with unusable boxes (first: {left_out[0].path}: {left_out[0].reason}); fix those "
+                              f"boxes (`cnnkit data inspect {source}` lists them).")
+
+
+def _boxes_per_class(split: DetectionSplit) -> Counter:
+    out: Counter = Counter()
+    for i in range(len(split)):
+        crowd = split.iscrowd[i] if split.iscrowd is not None else torch.zeros_like(split.labels[i])
+        out.update(split.labels[i][crowd == 0].tolist())
+    return out
 
 
 def _keep_boxes(rec: RawImage, drop: set[int]) -> RawImage:

@@ -2,9 +2,14 @@
 
 `inspect_scan` lists every fault `formats.box_scan.walk` finds, with its file — missing or
 unreadable images (fully decoded), duplicate image ids, boxes outside the image, boxes of
-zero or negative size, unknown class ids, unparsable annotations — and images without
-labels (reported, not an error: they are background samples). Built-in sets are checked
-in memory by the "detect" inspector.
+zero or negative size, unknown class ids, unparsable annotations, exact duplicate boxes
+(`duplicate_box`), a set without a single box (`no_boxes`), a class with boxes in val/test
+but none in train (`class_not_in_train`) and what the reader worked around — and images
+without labels (reported, not an error: they are background samples). Boxes a hair past
+the border are clipped when loading, so they are counted (`clipped_boxes`), not listed;
+how the files were read (label files beside the images, ...) is in `counts["notes"]`
+(keyed as the loaded bundle's `info.extra["notes"]`, which `cnnkit data inspect` merges in).
+Built-in sets are checked in memory by the "detect" inspector.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
 from cnnkit.data.detection import DetectionSplit
 from cnnkit.data.formats import coco, voc, yolo
-from cnnkit.data.formats.box_scan import RawImage, Scan, walk
+from cnnkit.data.formats.box_scan import AnnotationError, Checked, RawImage, Scan, clip_note, walk
 from cnnkit.data.health.report import HealthReport
 from cnnkit.data.registry import INSPECTORS
 from cnnkit.data.sources import build_named
@@ -23,30 +28,67 @@ from cnnkit.data.sources import build_named
 
 def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
     report = HealthReport(source=source)
-    for kind, file, problem in scan.issues:
+    for kind, file, problem in scan.issues + scan.remarks:
         report.add(kind, file, problem)
-    per_class: Counter = Counter()
-    n_images = n_boxes = 0
+    per_split: dict[str, Counter] = {}
+    n_images = n_boxes = clipped = duplicates = 0
     splits: dict[str, int] = {}
-    for split, rec, fault, bad_boxes in walk(scan, decode=True, files=files):
-        splits[split] = splits.get(split, 0) + 1
+    background: list[str] = []
+    for c in walk(scan, decode=True, files=files):
+        splits[c.split] = splits.get(c.split, 0) + 1
         n_images += 1
-        n_boxes += len(rec.boxes)
-        per_class.update(scan.classes[lab] for lab in rec.labels if 0 <= lab < len(scan.classes))
-        if fault:
-            report.add(fault[0], rec.file, fault[1])
-        for j, (kind, problem) in bad_boxes:
-            report.add(kind, rec.source, f"{Path(rec.file).name}: box {j + 1}: {problem}")
-        if not rec.boxes:
-            report.add("no_labels", rec.file, "image has no boxes (used as a background sample)")
+        n_boxes += len(c.rec.boxes)
+        clipped += len(c.clipped)
+        duplicates += len(c.duplicates)
+        per_split.setdefault(c.split, Counter()).update(scan.classes[lab] for lab in c.rec.labels
+                                                        if 0 <= lab < len(scan.classes))
+        if _report_image(report, c):
+            background.append(c.rec.file)
+    per_class = sum(per_split.values(), Counter())
+    if n_images and not n_boxes:  # one fault for the set, not a background sample per image
+        report.add("no_boxes", source, f"no image has a box ({scan.labels_hint or 'no annotation was found'})")
+    else:
+        for file in background:
+            report.add("no_labels", file, "image has no boxes (used as a background sample)")
+    if "train" in per_split:
+        for c in scan.classes:
+            held_out = per_class[c] - per_split["train"][c]
+            if held_out and not per_split["train"][c]:
+                report.add("class_not_in_train", source,
+                           f"class {c} has {held_out} boxes in val/test but none in train: the model cannot learn it")
+    notes = {**scan.notes, **({"boxes:clipped": clip_note(clipped)} if clipped else {})}
     report.counts = {"images": n_images, "boxes": n_boxes, "classes": len(scan.classes), "splits": splits,
-                     "per_class": {c: per_class.get(c, 0) for c in scan.classes}}
+                     "per_class": {c: per_class.get(c, 0) for c in scan.classes},
+                     "clipped_boxes": clipped, "duplicate_boxes": duplicates}
+    if notes:
+        report.counts["notes"] = notes
     return report
+
+
+def _report_image(report: HealthReport, c: Checked) -> bool:
+    """Report the image's faults; True when it has no boxes at all (a background sample)."""
+    rec, name = c.rec, Path(c.rec.file).name
+    if c.fault:
+        report.add(c.fault[0], rec.file, c.fault[1])
+    for j, (kind, problem) in c.bad_boxes:
+        report.add(kind, rec.source, f"{name}: box {j + 1}: {problem}" if j is not None else f"{name}: {problem}")
+    for j in c.duplicates:
+        first = next(k for k in range(j) if (rec.names[k], rec.labels[k], rec.boxes[k]) ==
+                     (rec.names[j], rec.labels[j], rec.boxes[j]))
+        report.add("duplicate_box", rec.source, f"{name}: box {j + 1} repeats box {first + 1} "
+                                                f"(same class and coordinates; loading drops the copy)")
+    return not rec.boxes and not c.bad_boxes
 
 
 def _file_inspector(scan):
     def inspect(path: Path, cfg: Config) -> HealthReport:
-        return inspect_scan(scan(path), str(path))
+        try:
+            found = scan(path)
+        except AnnotationError as e:  # the file cannot be read at all: its one sentence is the report
+            report = HealthReport(source=str(path))
+            report.add("bad_annotation", e.file, str(e))
+            return report
+        return inspect_scan(found, str(path))
 
     return inspect
 
