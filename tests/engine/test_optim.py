@@ -36,3 +36,14 @@ def test_schedules_warm_up_and_end_lower(schedule):
 def test_unknown_optimizer_is_a_sentence():
     with pytest.raises(CnnkitError, match='Unknown optimizer "adamm".*Did you mean "adamw"'):
         build_optimizer(nn.Linear(2, 2), TrainConfig(lr=0.1, optimizer="adamm"))
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 8])
+def test_onecycle_runs_for_any_number_of_steps(total):
+    # torch's OneCycleLR divides by zero at exactly 4 total steps with pct_start 0.25 (a tiny run).
+    opt = build_optimizer(nn.Linear(2, 2), TrainConfig(lr=0.1, weight_decay=0.0))
+    sched = build_scheduler(opt, TrainConfig(lr=0.1, epochs=1, schedule="onecycle"), steps_per_epoch=total)
+    for _ in range(total):
+        opt.step()
+        sched.step()
+    assert 0 < sched.get_last_lr()[0] <= 0.1

@@ -40,8 +40,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     if cfg.schedule == "onecycle":
+        # torch's OneCycleLR divides by (pct_start * total - 1), zero for a 4-step run: warm up over 2 steps there.
+        pct_start = 0.25 if total != 4 else 0.5
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25, anneal_strategy="cos",
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start, anneal_strategy="cos",
             cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0, div_factor=25.0, final_div_factor=1e3)
     if cfg.schedule not in SCHEDULES:
         raise CnnkitError(f'Unknown schedule "{cfg.schedule}".{did_you_mean(cfg.schedule, SCHEDULES)} '
