@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from cnnkit.config import Config
 from cnnkit.data import build_data
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.data.commands import convert
+from cnnkit.data.commands import convert, inspect
 from cnnkit.data.detection import DetectionSplit
 from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
@@ -74,7 +74,7 @@ def test_write_read_is_exact(tmp_path):
 
 
 def test_round_trip_coco_yolo_voc_coco(tmp_path):
-    bundle = float_bundle(seed=1)
+    bundle = float_bundle(seed=2)  # a seed whose train split holds every class (the coverage check)
     WRITERS.get("coco")(bundle, tmp_path / "coco")
     convert(str(tmp_path / "coco"), "yolo", tmp_path / "yolo")
     convert(str(tmp_path / "yolo"), "voc", tmp_path / "voc")
@@ -152,15 +152,171 @@ def test_make_digits_detect_writes_coco(tmp_path, monkeypatch):
     from cnnkit.data.builtin import canvas
     from cnnkit.data.commands import make
 
-    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 3, "val": 2, "test": 2})
+    monkeypatch.setattr(canvas, "CANVAS_COUNTS", {"train": 8, "val": 2, "test": 2})  # train sees every digit
     make("digits-detect", "coco", tmp_path / "d")
     back = read(tmp_path / "d")
     assert back.info.hflip_ok is False and back.info.channels == 1 and back.info.image_size == 96
     assert back.train.instance_masks(0).shape == (len(back.train.labels[0]), 96, 96)
-    assert [len(back.train), len(back.val), len(back.test)] == [3, 2, 2]
+    assert [len(back.train), len(back.val), len(back.test)] == [8, 2, 2]
 
 
 def test_not_coco_json(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(CnnkitError, match="format"):
         detect_format(tmp_path / "x.json")
+
+
+# ---- hostile files: nulls and wrong types are one sentence or a reported issue, never a traceback ----------
+def hostile_coco(root: Path, mutate=None) -> Path:
+    """ann.json over a.png, b.png, c.png (40x30): a red+blue, b red, c blue+red; `mutate(data)` edits it."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (40, 30)).save(root / name)
+    data = {"info": {"description": "hostile"},
+            "images": [{"id": i + 1, "file_name": n, "width": 40, "height": 30} for i, n in enumerate("abc")],
+            "annotations": [{"id": k + 1, "image_id": i, "category_id": c, "bbox": [2 + k, 3, 10, 8], "iscrowd": 0,
+                             "segmentation": []} for k, (i, c) in enumerate([(1, 1), (1, 2), (2, 1), (3, 2), (3, 1)])],
+            "categories": [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]}
+    for im in data["images"]:
+        im["file_name"] += ".png"
+    if mutate:
+        mutate(data)
+    (root / "ann.json").write_text(json.dumps(data))
+    return root
+
+
+def _set(section, key, value):
+    def mutate(data):
+        entry = data[section][0] if isinstance(data[section], list) else data[section]
+        if value is MISSING:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+    return mutate
+
+
+def _top(key, value):
+    def mutate(data):
+        if value is MISSING:
+            data.pop(key)
+        else:
+            data[key] = value
+    return mutate
+
+
+MISSING = object()
+WRONG = [1]  # a list where a number or a string belongs
+# (mutation, the issue kind inspect must report (None: nothing wrong), does the set still load)
+HOSTILE = {
+    "image id null": (_set("images", "id", None), "bad_annotation", True),
+    "image id list": (_set("images", "id", WRONG), "bad_annotation", True),
+    "image id missing": (_set("images", "id", MISSING), "bad_annotation", True),
+    "file_name null": (_set("images", "file_name", None), "bad_annotation", True),
+    "file_name list": (_set("images", "file_name", WRONG), "bad_annotation", True),
+    "file_name missing": (_set("images", "file_name", MISSING), "bad_annotation", True),
+    "width null": (_set("images", "width", None), None, True),  # the image header gives the size
+    "width string": (_set("images", "width", "forty"), None, True),
+    "width missing": (_set("images", "width", MISSING), None, True),
+    "annotation id null": (_set("annotations", "id", None), None, True),
+    "annotation id list": (_set("annotations", "id", WRONG), None, True),
+    "annotation id missing": (_set("annotations", "id", MISSING), None, True),
+    "image_id null": (_set("annotations", "image_id", None), "unknown_image", True),
+    "image_id list": (_set("annotations", "image_id", WRONG), "unknown_image", True),
+    "image_id missing": (_set("annotations", "image_id", MISSING), "unknown_image", True),
+    "bbox null": (_set("annotations", "bbox", None), "bad_annotation", True),
+    "bbox string": (_set("annotations", "bbox", "2 3 10 8"), "bad_annotation", True),
+    "bbox missing": (_set("annotations", "bbox", MISSING), "bad_annotation", True),
+    "bbox null coordinate": (_set("annotations", "bbox", [None, 3, 10, 8]), "bad_annotation", True),
+    "bbox list coordinate": (_set("annotations", "bbox", [2, WRONG, 10, 8]), "bad_annotation", True),
+    "category_id null": (_set("annotations", "category_id", None), "unknown_class", True),
+    "category_id list": (_set("annotations", "category_id", WRONG), "unknown_class", True),
+    "category_id missing": (_set("annotations", "category_id", MISSING), "unknown_class", True),
+    "iscrowd null": (_set("annotations", "iscrowd", None), "bad_annotation", True),  # read as 0, with a note
+    "iscrowd string": (_set("annotations", "iscrowd", "yes"), "bad_annotation", True),
+    "iscrowd missing": (_set("annotations", "iscrowd", MISSING), None, True),
+    "segmentation null": (_set("annotations", "segmentation", None), None, True),
+    "segmentation string": (_set("annotations", "segmentation", "poly"), "bad_annotation", True),
+    "segmentation null point": (_set("annotations", "segmentation", [[1, None, 5, 1, 5, 5]]), "bad_annotation",
+                                True),
+    "category id null": (_set("categories", "id", None), "bad_annotation", False),
+    "category id list": (_set("categories", "id", WRONG), "bad_annotation", False),
+    "category id missing": (_set("categories", "id", MISSING), "bad_annotation", False),
+    "category name null": (_set("categories", "name", None), "bad_annotation", False),
+    "category name list": (_set("categories", "name", WRONG), "bad_annotation", False),
+    "category name missing": (_set("categories", "name", MISSING), None, True),  # named by its id
+    "info null": (_top("info", None), None, True),
+    "info string": (_top("info", "hostile"), None, True),
+    "image entry null": (lambda d: d["images"].__setitem__(0, None), "bad_annotation", True),
+    "annotation entry null": (lambda d: d["annotations"].__setitem__(0, None), "bad_annotation", True),
+    "category entry null": (lambda d: d["categories"].__setitem__(0, None), "bad_annotation", False),
+    "images null": (_top("images", None), "bad_annotation", False),
+    "images string": (_top("images", "a.png"), "bad_annotation", False),
+    "annotations null": (_top("annotations", None), "no_boxes", False),
+    "annotations string": (_top("annotations", "none"), "bad_annotation", False),
+    "annotations missing": (_top("annotations", MISSING), "no_boxes", False),
+    "categories null": (_top("categories", None), "bad_annotation", False),
+    "categories string": (_top("categories", "red"), "bad_annotation", False),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_null_wrong_type_or_missing_field_is_a_sentence_or_an_issue(tmp_path, case):
+    mutate, kind, loads = HOSTILE[case]
+    root = hostile_coco(tmp_path / "h", mutate)
+    report = inspect(str(root))  # reports, never raises
+    kinds = set(report.by_kind()) - {"unusable", "class-without-examples"}  # coverage's lines, when it cannot load
+    orphans = {"unknown_image"} if case.startswith(("image id", "file_name", "image entry")) else set()
+    assert kinds == ({kind} | orphans if kind else set()), report.issues
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    cfg.data.max_bad = 100
+    if loads:
+        assert len(build_data(cfg).train) >= 2
+    else:
+        with pytest.raises(CnnkitError, match=r"ann\.json|not a single box|no images"):
+            build_data(cfg)
+
+
+def test_coco_malformed_cases(tmp_path):
+    """The hostile/coco_malformed examples: null iscrowd, a null bbox coordinate, a category without id."""
+    root = hostile_coco(tmp_path / "iscrowd", _set("annotations", "iscrowd", None))
+    (issue,) = inspect(str(root)).issues
+    assert issue == {"kind": "bad_annotation", "file": str(root / "ann.json"),
+                     "problem": "annotation 1 has iscrowd null, read as 0 (not crowd)"}
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    b = build_data(cfg)
+    a = b.train.target(b.train.names.index("a.png"))
+    assert a["iscrowd"].tolist() == [0, 0] and not b.info.bad_files
+    assert "annotation 1 has iscrowd null" in b.info.extra["notes"]["remarks:bad_annotation"]
+
+    root = hostile_coco(tmp_path / "bbox", _set("annotations", "bbox", [None, 3, 10, 8]))
+    (issue,) = inspect(str(root)).issues
+    assert issue["kind"] == "bad_annotation" and issue["file"] == str(root / "ann.json")
+    assert issue["problem"] == "a.png: annotation 1 has bbox [null, 3, 10, 8] (expected 4 numbers [x, y, w, h])"
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=r"1 of 3 files .* `--set data.max_bad=1`"):
+        build_data(cfg)
+    cfg.data.max_bad = 1
+    b = build_data(cfg)
+    assert sorted(b.train.names) == ["b.png", "c.png"]  # a.png is left out whole, not kept without its box
+    assert "annotation 1 has bbox" in b.info.bad_files[0].reason
+
+    root = hostile_coco(tmp_path / "noid", _set("categories", "id", MISSING))
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=r"^\S+ann\.json: category 1 \('red'\) has no id; give every category"):
+        build_data(cfg)
+    assert inspect(str(root)).by_kind()["bad_annotation"] == 1
+
+
+def test_categories_that_disagree_between_files_stop(tmp_path):
+    bundle = float_bundle(seed=2)
+    WRITERS.get("coco")(bundle, tmp_path / "c")
+    f = tmp_path / "c/annotations/instances_val.json"
+    data = json.loads(f.read_text())
+    data["categories"][0]["name"] = "wolf"
+    f.write_text(json.dumps(data))
+    with pytest.raises(CnnkitError, match="category id 1 is named 'wolf' here but 'cat' in"):
+        read(tmp_path / "c")

@@ -11,13 +11,23 @@ carved into train/val/test by `data.split_seed`. Boxes are `bbox` = [x, y, w, h]
 (kept as floats), classes are the categories sorted by id (the ids are kept for results
 files), `iscrowd` boxes are kept for evaluation and left out of training, and polygon or
 RLE `segmentation`s are decoded by pycocotools when a mask is asked for (instance
-segmentation). The writer stores in-memory instance masks as compressed RLE and keeps
-`file_name`s, float boxes and the category ids, so reading its output gives back the
-same boxes, labels and masks.
+segmentation).
+
+Hand-edited and third-party files hold nulls and wrong types; each becomes one sentence
+naming the json file and the entry, never a traceback: a category without an integer id
+or a name stops loading (`AnnotationError`, `bad_annotation` in inspect); an annotation
+whose bbox, iscrowd or segmentation cannot be read leaves its image out, listed with the
+reason (its object must not become background); an image entry without id or file_name
+is listed; a null iscrowd is read as 0 with a note.
+
+The writer stores in-memory instance masks as compressed RLE and keeps `file_name`s, float
+boxes and the category ids, so reading its output gives back the same boxes, labels and
+masks.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +35,9 @@ import numpy as np
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.decode import data_files
 from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
-from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
+from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
@@ -45,7 +56,7 @@ def _annotation_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path] if _looks_like_coco(path) else []
     folder = path / "annotations" if (path / "annotations").is_dir() else path
-    files = sorted(f for f in folder.glob("*.json") if _looks_like_coco(f))
+    files = [f for f in data_files(folder, (".json",), recursive=False) if _looks_like_coco(f)]
     instances = [f for f in files if f.name.startswith("instances")]
     return instances or files
 
@@ -81,65 +92,196 @@ def _read_json(f: Path) -> dict[str, Any]:
     try:
         data = json.loads(f.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CnnkitError(f"{f} is not readable JSON ({e}); fix or remove it.") from None
+        raise AnnotationError(f, f"{f} is not readable JSON ({e}); fix or remove it.") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise CnnkitError(f"{f} is not a COCO instances file: it has no \"images\" list.")
+        raise AnnotationError(f, f"{f} is not a COCO instances file: it has no \"images\" list.")
     return data
+
+
+def _entries(data: dict[str, Any], key: str, f: Path) -> list:
+    """data[key] as a list (missing or null: empty); AnnotationError when it is something else."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AnnotationError(f, f"{f}: \"{key}\" must be a list, not {type(value).__name__}; fix the file.")
+    return value
+
+
+def _int_id(v) -> int | None:
+    """An integer id as COCO writes it (int, integral float or digit string), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v)
+    return None
+
+
+def _is_key(v) -> bool:
+    """An image id usable as a key: a number or a string (never null, bool, list or object)."""
+    return isinstance(v, (int, float, str)) and not isinstance(v, bool)
+
+
+def _categories(files: list[Path], datas: list[dict[str, Any]]) -> dict[int, str]:
+    """COCO id -> name over every file; one sentence naming the file and category for a bad entry."""
+    cats: dict[int, tuple[str, Path]] = {}
+    for f, data in zip(files, datas):
+        for n, c in enumerate(_entries(data, "categories", f), start=1):
+            if not isinstance(c, dict):
+                raise AnnotationError(f, f"{f}: category {n} is not an object with an id and a name; fix the file.")
+            shown = f"category {n}" + (f" ({c['name']!r})" if isinstance(c.get("name"), str) else "")
+            if c.get("id") is None:
+                raise AnnotationError(f, f"{f}: {shown} has no id; give every category an integer id.")
+            cid = _int_id(c["id"])
+            if cid is None:
+                raise AnnotationError(f, f"{f}: {shown} has id {_js(c['id'])}; category ids must be integers.")
+            name = c.get("name", str(cid))
+            if isinstance(name, bool) or not isinstance(name, (str, int, float)) or not str(name).strip():
+                raise AnnotationError(f, f"{f}: category {n} (id {cid}) has name {_js(name)}; give it a name.")
+            if cid in cats and cats[cid][0] != str(name):
+                raise AnnotationError(f, f"{f}: category id {cid} is named {str(name)!r} here but {cats[cid][0]!r} in "
+                                  f"{cats[cid][1]}; the annotation files must agree.")
+            cats.setdefault(cid, (str(name), f))
+    if not cats:
+        raise AnnotationError(files[0], f"{files[0]}: no annotation file lists \"categories\"; add them as "
+                                        "{\"id\": 1, \"name\": \"...\"} entries.")
+    return {cid: name for cid, (name, _) in cats.items()}
+
+
+def _js(v) -> str:
+    """A value as the json file writes it (null, "text", [1, 2]), for messages."""
+    try:
+        return json.dumps(v, ensure_ascii=False)[:60]
+    except (TypeError, ValueError):
+        return str(v)[:60]
+
+
+def _bbox(v) -> tuple[list[float] | None, str | None]:
+    """xyxy from a COCO [x, y, w, h], or (None, why not)."""
+    if not isinstance(v, list) or len(v) != 4:
+        return None, f"has bbox {_js(v)} (expected [x, y, w, h])"
+    nums = [_coord(x) for x in v]
+    if any(x is None for x in nums):
+        return None, f"has bbox {_js(v)} (expected 4 numbers [x, y, w, h])"
+    x, y, w, h = nums
+    return [x, y, x + w, y + h], None
+
+
+def _coord(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None
+    try:
+        return float(v)  # "NaN" and "inf" strings pass: the box check calls them non-finite
+    except ValueError:
+        return None
+
+
+def _segmentation(v) -> tuple[Any, str | None]:
+    """(polygons / RLE / None, problem): what pycocotools can decode, checked before it is asked to."""
+    if v is None or v == [] or v == {}:
+        return None, None
+    if isinstance(v, list):
+        ok = all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and
+                 all(_coord(x) is not None and not isinstance(x, str) for x in p) for p in v)
+        return (v, None) if ok else (None, "has a segmentation that is not a list of [x1, y1, x2, y2, ...] polygons")
+    if isinstance(v, dict):
+        size, counts = v.get("size"), v.get("counts")
+        ok = (isinstance(size, list) and len(size) == 2 and all(_int_id(x) is not None for x in size)
+              and (isinstance(counts, str) or (isinstance(counts, list) and all(_int_id(x) is not None
+                                                                                 for x in counts))))
+        return (v, None) if ok else (None, "has an RLE segmentation without a [h, w] size and counts")
+    return None, f"has segmentation {_js(v)} (expected polygons or RLE)"
+
+
+def _iscrowd(v) -> tuple[int | None, str | None]:
+    if v is None:
+        return 0, "null"
+    if not isinstance(v, (bool, int, float, str)) or str(v).strip() not in ("0", "1", "0.0", "1.0", "False", "True"):
+        return None, f"has iscrowd {_js(v)} (expected 0 or 1)"
+    return int(str(v).strip() in ("1", "1.0", "True")), None
+
+
+def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list) -> list[RawImage]:
+    """One record per usable image entry, in file order (a repeated id too: the health check reports it)."""
+    recs = []
+    for n, im in enumerate(data["images"], start=1):
+        iid = im.get("id") if isinstance(im, dict) else None
+        name = im.get("file_name") if isinstance(im, dict) else None
+        if not _is_key(iid) or not isinstance(name, str) or not name.strip():
+            issues.append(("bad_annotation", str(f), f"image entry {n} ({_js(im)}) lacks an id or a file_name"))
+            continue
+        recs.append(RawImage(str(root / name), iid, str(f), _num(im.get("width")), _num(im.get("height")),
+                             segmentations=[]))
+    return recs
+
+
+def _read_annotation(a: dict[str, Any], rec: RawImage, index: dict[int, int]) -> str | None:
+    """Append annotation `a` to `rec`; the problem (`a` left out) or "null iscrowd"."""
+    box, problem = _bbox(a.get("bbox"))
+    crowd, crowd_problem = _iscrowd(a.get("iscrowd", 0))
+    seg, seg_problem = _segmentation(a.get("segmentation"))
+    problem = problem or (crowd_problem if crowd is None else None) or seg_problem
+    if problem:
+        return problem
+    cid = a.get("category_id")
+    rec.boxes.append(box)
+    rec.labels.append(index.get(_int_id(cid), -1) if _int_id(cid) is not None else -1)
+    rec.names.append(str(cid))
+    rec.iscrowd.append(crowd)
+    rec.segmentations.append(seg)
+    return "null iscrowd" if crowd_problem else None
 
 
 def scan(path: Path) -> Scan:
     files = _annotation_files(path)
     if not files:
         raise CnnkitError(f"No COCO annotation json found in {path} (expected annotations/instances_*.json).")
-    splits: dict[str, list[RawImage]] = {}
-    issues: list[tuple[str, str, str]] = []
-    cats: dict[int, str] = {}
-    hflip_ok = True
-    for f in files:
-        data = _read_json(f)
-        for c in data.get("categories", []):
-            cats.setdefault(int(c["id"]), str(c.get("name", c["id"])))
-        hflip_ok &= bool((data.get("info") or {}).get("hflip_ok", True))
+    datas = [_read_json(f) for f in files]
+    cats = _categories(files, datas)
     ids = sorted(cats)
     index = {cid: k for k, cid in enumerate(ids)}
-    for f in files:
-        data = _read_json(f)
+    splits: dict[str, list[RawImage]] = {}
+    issues: list[tuple[str, str, str]] = []
+    remarks: list[tuple[str, str, str]] = []
+    hflip_ok = True
+    for f, data in zip(files, datas):
+        info = data.get("info")
+        hflip_ok &= bool(info.get("hflip_ok", True)) if isinstance(info, dict) else True
         split = _split_of(f, len(files))
         first = next((im.get("file_name") for im in data["images"] if isinstance(im, dict)), None)
-        root = _image_root(path, f, split, first)
+        root = _image_root(path, f, split, first if isinstance(first, str) else None)
+        recs = _read_images(data, f, root, issues)
+        splits.setdefault(split, []).extend(recs)
         records: dict[Any, RawImage] = {}
-        recs = splits.setdefault(split, [])
-        for im in data["images"]:
-            if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
-                issues.append(("bad_annotation", str(f), f"image entry {str(im)[:80]} lacks id or file_name"))
+        for rec in recs:
+            records.setdefault(rec.image_id, rec)
+        for n, a in enumerate(_entries(data, "annotations", f), start=1):
+            if not isinstance(a, dict):
+                issues.append(("bad_annotation", str(f), f"annotation entry {n} ({_js(a)}) is not an object"))
                 continue
-            rec = RawImage(str(root / im["file_name"]), im["id"], str(f), _num(im.get("width")),
-                           _num(im.get("height")), segmentations=[])
-            if im["id"] not in records:
-                records[im["id"]] = rec
-            recs.append(rec)
-        for a in data.get("annotations", []):
-            rec = records.get(a.get("image_id")) if isinstance(a, dict) else None
+            aid, image_id = a.get("id", f"#{n}"), a.get("image_id")
+            rec = records.get(image_id) if _is_key(image_id) else None
             if rec is None:
-                which = a.get("id") if isinstance(a, dict) else a
-                issues.append(("unknown_image", str(f), f"annotation {which} refers to an image id that is not listed"))
+                issues.append(("unknown_image", str(f), f"annotation {aid} refers to an image id that is not listed"))
                 continue
-            bbox = a.get("bbox")
-            if not isinstance(bbox, list) or len(bbox) != 4:
-                issues.append(("bad_annotation", str(f), f"annotation {a.get('id')} has no [x, y, w, h] bbox"))
-                continue
-            x, y, w, h = (float(v) for v in bbox)
-            cid = a.get("category_id")
-            rec.boxes.append([x, y, x + w, y + h])
-            rec.labels.append(index.get(cid, -1))
-            rec.names.append(str(cid))
-            rec.iscrowd.append(int(a.get("iscrowd", 0)))
-            rec.segmentations.append(a.get("segmentation") or None)
-    return Scan([cats[i] for i in ids], splits, issues, hflip_ok, category_ids=ids)
+            problem = _read_annotation(a, rec, index)
+            if problem == "null iscrowd":
+                remarks.append(("bad_annotation", str(f), f"annotation {aid} has iscrowd null, read as 0 (not crowd)"))
+            elif problem:
+                rec.faults.append(("bad_annotation", f"annotation {aid} {problem}"))
+    hint = f"annotations were looked for in {', '.join(str(f) for f in files[:3])}"
+    return Scan([cats[i] for i in ids], splits, issues, hflip_ok, category_ids=ids, remarks=remarks,
+                labels_hint=hint)
 
 
 def _num(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) else None
+    """A declared width/height: a positive finite number, else None (the image header is used)."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return float(v) if ok else None
 
 
 @register_format("coco", task="detect", detect=detect, priority=20)
