@@ -10,23 +10,25 @@ Layouts read (the writer produces the first, Ultralytics' own):
 
 A label file has one line per box: `class cx cy w h`, normalised to the image's width and
 height (a polygon line `class x1 y1 x2 y2 ...` counts as its bounding box). The label
-file of `.../images/.../a.png` is `.../labels/.../a.txt`; an image without one is a
-background sample. Image sizes come from the file headers. The writer prints 12
-significant digits, far below 1e-3 px for any real image size; crowd boxes have no YOLO
-form and are left out (a warning says how many).
+file of `.../images/.../a.png` is `.../labels/.../a.txt` or, when labels/ has none, the
+`a.txt` beside the image (as many export tools write them; a note says how many were read,
+and inspect lists a differing one beside a labels/ file as `beside_labels`); an image
+without either is a background sample. A split path in data.yaml that does not exist, and
+a null or wrong-typed value in it, stop with one sentence. Image sizes come from the file
+headers. The writer prints 12 significant digits, far below 1e-3 px for any real image
+size; crowd boxes have no YOLO form and are left out (a note says how many).
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import yaml
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.decode import BadImage, is_image_file, probe_image
+from cnnkit.data.decode import BadImage, data_files, probe_image
 from cnnkit.data.detection import box_splits, save_image, unique_names
-from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
+from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
@@ -46,31 +48,65 @@ def detect(path: Path) -> bool:
     y = _yaml_file(path)
     if y is not None:
         try:
-            return "names" in (yaml.safe_load(y.read_text()) or {})
+            data = yaml.safe_load(y.read_text(errors="replace"))
         except yaml.YAMLError:
             return False
-    return path.is_dir() and (path / "classes.txt").is_file() and (path / "labels").is_dir()
+        return isinstance(data, dict) and "names" in data
+    if not (path.is_dir() and (path / "classes.txt").is_file()):
+        return False
+    return (path / "labels").is_dir() or any((path / "images").rglob("*.txt"))
+
+
+def _read_yaml(y: Path) -> dict:
+    try:
+        data = yaml.safe_load(y.read_text(errors="replace"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or e
+        raise AnnotationError(y, f"{y} is not valid YAML ({where}{problem}); fix it.") from None
+    if not isinstance(data, dict):
+        raise AnnotationError(y, f"{y} must be a mapping with names and train/val/test keys, "
+                                 f"not {type(data).__name__}.")
+    return data
+
+
+def _name(value, k, source: Path) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise AnnotationError(source, f"{source}: class {k} has no usable name ({value!r}); give every class a name.")
+    return str(value)
 
 
 def _names(raw, source: Path) -> list[str]:
     if isinstance(raw, dict):
-        keys = sorted(int(k) for k in raw)
+        ids = {}
+        for k in raw:
+            if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit())):
+                raise AnnotationError(source, f"{source}: names must map class ids 0, 1, ... to names, "
+                                              f"got the key {k!r}.")
+            ids[int(k)] = raw[k]
+        keys = sorted(ids)
         if keys != list(range(len(keys))):
-            raise CnnkitError(f"{source}: names must be numbered 0..{len(keys) - 1}, got ids {keys[:8]}.")
-        return [str(raw[k] if k in raw else raw[str(k)]) for k in keys]
+            raise AnnotationError(source, f"{source}: names must be numbered 0..{len(keys) - 1}, got ids {keys[:8]}.")
+        return [_name(ids[k], k, source) for k in keys]
     if isinstance(raw, list):
-        return [str(n) for n in raw]
-    raise CnnkitError(f"{source}: names must be a list or a mapping of class id to name.")
+        return [_name(n, k, source) for k, n in enumerate(raw)]
+    raise AnnotationError(source, f"{source}: names must be a list or a mapping of class id to name, got {raw!r}.")
 
 
-def _images_in(entry: Path) -> list[Path]:
+def _images_in(entry: Path, source: Path) -> list[Path]:
     if entry.is_file() and entry.suffix == ".txt":  # a list of image paths
         base = entry.parent
-        return [(base / line.strip()) if not Path(line.strip()).is_absolute() else Path(line.strip())
-                for line in entry.read_text().splitlines() if line.strip()]
+        try:
+            lines = [ln.strip() for ln in entry.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError as e:
+            raise AnnotationError(source, f"{source}: cannot read the image list {entry} "
+                                          f"({e.strerror or e}).") from None
+        return [Path(ln) if Path(ln).is_absolute() else base / ln for ln in lines]
     if entry.is_dir():
-        return sorted(p for p in entry.rglob("*") if is_image_file(p))
-    return []
+        return sorted(data_files(entry))  # the one rule of which files are data (data/decode.py)
+    raise AnnotationError(source, f"{source}: {entry} is neither an image folder nor a .txt list of images; "
+                                  "fix the path.")
 
 
 def label_path(image: Path) -> Path:
@@ -86,19 +122,25 @@ def label_path(image: Path) -> Path:
 def _layout(path: Path) -> tuple[list[str], dict[str, list[Path]], bool]:
     y = _yaml_file(path)
     if y is not None:
-        data = yaml.safe_load(y.read_text()) or {}
-        root = Path(data.get("path") or ".")
-        root = root if root.is_absolute() else (y.parent / root)
+        data = _read_yaml(y)
+        base = data.get("path") or "."
+        if not isinstance(base, str):
+            raise AnnotationError(y, f"{y}: path must be a folder name, got {base!r}.")
+        root = Path(base) if Path(base).is_absolute() else (y.parent / base)
         splits = {}
         for s in SPLITS:
             entries = data.get(s) or []
-            for e in entries if isinstance(entries, list) else [entries]:
-                splits.setdefault(s, []).extend(_images_in(root / e))
+            entries = entries if isinstance(entries, list) else [entries]
+            for e in entries:
+                if not isinstance(e, str):
+                    raise AnnotationError(y, f"{y}: {s} must be an image folder, a .txt list or a list of them, "
+                                             f"got {e!r}.")
+                splits.setdefault(s, []).extend(_images_in(root / e, y))
         return _names(data.get("names"), y), splits, bool(data.get("hflip_ok", data.get("fliplr", 0.5) != 0))
-    names = [ln.strip() for ln in (path / "classes.txt").read_text().splitlines() if ln.strip()]
+    names = [ln.strip() for ln in (path / "classes.txt").read_text(errors="replace").splitlines() if ln.strip()]
     images = path / "images"
-    splits = {s: _images_in(images / s) for s in SPLITS if (images / s).is_dir()}
-    return names, (splits or {"all": _images_in(images)}), True
+    splits = {s: _images_in(images / s, path) for s in SPLITS if (images / s).is_dir()}
+    return names, (splits or {"all": _images_in(images, path)}), True
 
 
 def _parse_line(line: str) -> tuple[str, list[float]] | None:
@@ -116,38 +158,70 @@ def _parse_line(line: str) -> tuple[str, list[float]] | None:
     return None
 
 
+def _label_file(img: Path, remarks: list) -> tuple[Path | None, bool]:
+    """(label file of `img` or None, True when it is the .txt beside the image): labels/ first (Ultralytics),
+    else the .txt next to the image; a differing .txt beside an image that labels/ covers is a remark."""
+    lp, beside = label_path(img), img.with_suffix(".txt")
+    if lp.is_file():
+        if beside != lp and beside.is_file() and beside.read_bytes() != lp.read_bytes():
+            remarks.append(("beside_labels", str(beside), f"not read: {lp} is the label file of {img.name} "
+                                                           "and says otherwise"))
+        return lp, False
+    return (beside, True) if beside.is_file() else (None, False)
+
+
+def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
+    try:
+        text = lp.read_text(errors="replace")
+    except OSError as e:
+        rec.faults.append(("bad_annotation", f"cannot read {lp} ({e.strerror or e})"))
+        return
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parsed = _parse_line(line)
+        if parsed is None:
+            rec.faults.append(("bad_annotation", f"line {n} is not 'class cx cy w h': {line[:60]!r}"))
+            continue
+        cls, (x1, y1, x2, y2) = parsed
+        k = int(cls) if cls.isdigit() and int(cls) < len(classes) else -1
+        sx, sy = (w or 1), (h or 1)
+        rec.boxes.append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
+        rec.labels.append(k)
+        rec.names.append(cls)
+        rec.iscrowd.append(0)
+
+
 def scan(path: Path) -> Scan:
     classes, split_images, hflip_ok = _layout(path)
     splits: dict[str, list[RawImage]] = {}
-    issues: list[tuple[str, str, str]] = []
+    remarks: list[tuple[str, str, str]] = []
+    beside: list[Path] = []
     for s, images in split_images.items():
         recs = splits.setdefault(s, [])
         for img in images:
-            lp = label_path(img)
-            rec = RawImage(str(img), str(img.relative_to(path)) if img.is_relative_to(path) else str(img), str(lp))
+            lp, is_beside = _label_file(img, remarks)
+            rec = RawImage(str(img), str(img.relative_to(path)) if img.is_relative_to(path) else str(img),
+                           str(lp or label_path(img)))
             recs.append(rec)
             try:
                 _, (h, w) = probe_image(img)
                 rec.width, rec.height = float(w), float(h)
             except BadImage:
                 w = h = None  # the health check reports the image itself
-            if not lp.is_file():
-                continue
-            for n, line in enumerate(lp.read_text(errors="replace").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                parsed = _parse_line(line)
-                if parsed is None:
-                    issues.append(("bad_annotation", str(lp), f"line {n} is not 'class cx cy w h': {line[:60]!r}"))
-                    continue
-                cls, (x1, y1, x2, y2) = parsed
-                k = int(cls) if cls.isdigit() and int(cls) < len(classes) else -1
-                sx, sy = (w or 1), (h or 1)
-                rec.boxes.append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
-                rec.labels.append(k)
-                rec.names.append(cls)
-                rec.iscrowd.append(0)
-    return Scan(classes, splits, issues, hflip_ok)
+            if lp is not None:
+                _read_labels(rec, lp, classes, w, h)
+                beside += [lp] if is_beside else []
+    images = [img for imgs in split_images.values() for img in imgs]
+    notes = {}
+    if beside:
+        none = not any(label_path(img).parent.is_dir() for img in images)
+        notes["yolo:beside"] = (f"read {len(beside)} label files next to the images "
+                                f"({'no labels/ folder' if none else 'labels/ has none for them'})")
+    looked = sorted({str(label_path(img).parent) for img in images})
+    hint = (f"label files were looked for in {', '.join(looked[:3])}{' ...' if len(looked) > 3 else ''} "
+            "and next to the images")
+    return Scan(classes, splits, [], hflip_ok, remarks=remarks, notes=notes, labels_hint=hint)
 
 
 @register_format("yolo", task="detect", detect=detect, priority=20)
@@ -183,4 +257,9 @@ def write(bundle: DataBundle, out: Path) -> None:
             "hflip_ok": bool(info.hflip_ok)}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     if crowd:
-        warnings.warn(f"{crowd} crowd boxes have no YOLO form and were not written to {out}.", stacklevel=2)
+        from rich.console import Console
+        from rich.text import Text
+
+        # a console line, not a Python warning with a source line
+        Console(stderr=True, highlight=False).print(
+            Text(f"note: {crowd} crowd boxes have no YOLO form and were not written to {out}", style="cyan"))
