@@ -1,11 +1,13 @@
 """Pascal VOC reader (1-based inclusive coordinates, ImageSets, difficult) and writer."""
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
 
 from cnnkit.config import Config
 from cnnkit.data import build_data
+from cnnkit.data.commands import inspect
 from cnnkit.data.formats.voc import VOC_CLASSES
 from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
@@ -18,11 +20,12 @@ OBJ = ("<object><name>{cls}</name><difficult>{d}</difficult>"
 
 
 def voc_tree(root, lists=True, extra_objects=()):
+    """Two train images (dog + difficult person, cat; `extra_objects` go to the first) and one val (dog)."""
     for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (root / d).mkdir(parents=True)
-    anns = {"2008_000001": [("dog", 0, (1, 1, 10, 20)), ("person", 1, (5, 5, 30, 30))],
-            "2008_000002": [("cat", 0, (11, 6, 60, 40))],
-            "2008_000003": [("dog", 0, (2, 3, 4, 5)), *extra_objects]}
+    anns = {"2008_000001": [("dog", 0, (1, 1, 10, 20)), ("person", 1, (5, 5, 30, 30)), *extra_objects],
+            "2008_000002": [("cat", 0, (11, 6, 60, 40)), ("dog", 0, (1, 1, 9, 9))],
+            "2008_000003": [("dog", 0, (2, 3, 4, 5))]}
     for stem, objs in anns.items():
         Image.new("RGB", (60, 40)).save(root / "JPEGImages" / f"{stem}.jpg")
         body = "".join(OBJ.format(cls=c, d=d, b=b) for c, d, b in objs)
@@ -45,15 +48,27 @@ def read(path, **data):
 def test_reads_voc_conventions(tmp_path):
     root = voc_tree(tmp_path / "VOC2012")
     assert detect_format(root).name == "voc"
-    b = read(root, test_fraction=0.5)
-    assert b.info.classes == VOC_CLASSES  # every name is a VOC class: VOC's own order
-    assert len(b.val) == 1 and len(b.train) + len(b.test) == 2
+    b = read(root, test_fraction=0.0)
+    assert b.info.classes == ["cat", "dog", "person"]  # the names found, sorted: VOC names are no reason for 20
+    assert len(b.val) == 1 and len(b.train) == 2
     t = b.val.target(0)
     assert t["boxes"].tolist() == [[1.0, 2.0, 4.0, 5.0]]  # 1-based inclusive -> 0-based edges
-    first = next(b.split(s) for s in ("train", "test") if "2008_000001.jpg" in b.split(s).names)
-    t = first.target(first.names.index("2008_000001.jpg"))
+    t = b.train.target(b.train.names.index("2008_000001.jpg"))
     assert t["boxes"].tolist() == [[0.0, 0.0, 10.0, 20.0], [4.0, 4.0, 30.0, 30.0]]
-    assert [VOC_CLASSES[i] for i in t["labels"]] == ["dog", "person"] and t["iscrowd"].tolist() == [0, 1]
+    assert [b.info.classes[i] for i in t["labels"]] == ["dog", "person"] and t["iscrowd"].tolist() == [0, 1]
+
+
+def test_voc_names_stay_the_classes_found_and_labels_txt_gives_a_superset(tmp_path):
+    """voc_float: a cat/dog set whose names happen to be VOC names is a 2-class set; VOC's 20 only
+    when labels.txt says so (the classes without boxes are then named in a note)."""
+    root = voc_tree(tmp_path / "v")
+    for f in (root / "Annotations").glob("*.xml"):  # drop the person: cat and dog only
+        f.write_text(f.read_text().replace("<name>person</name>", "<name>dog</name>"))
+    assert read(root, test_fraction=0.0).info.classes == ["cat", "dog"]
+    (root / "labels.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    b = read(root, test_fraction=0.0)
+    assert b.info.classes == VOC_CLASSES
+    assert any("18 of 20" in n or "aeroplane" in n for n in b.info.extra["notes"].values())
 
 
 def test_vocdevkit_folder_and_no_lists(tmp_path):
@@ -69,7 +84,7 @@ def test_writer_keeps_float_boxes_order_and_difficult(tmp_path):
     WRITERS.get("voc")(b, tmp_path / "out")
     xml = (tmp_path / "out/Annotations/2008_000001.xml").read_text()
     assert "<xmin>1.25</xmin>" in xml and "<difficult>1</difficult>" in xml
-    assert (tmp_path / "out/labels.txt").read_text().split() == VOC_CLASSES
+    assert (tmp_path / "out/labels.txt").read_text().split() == ["cat", "dog", "person"]
     back = read(tmp_path / "out", test_fraction=0.0)
     assert back.train.names == b.train.names
     assert torch.allclose(back.train.boxes[0], b.train.boxes[0])
@@ -80,3 +95,44 @@ def test_custom_classes_sorted_without_labels_file(tmp_path):
     root = voc_tree(tmp_path / "v", extra_objects=[("zebra", 0, (1, 1, 3, 3))])
     b = read(root, test_fraction=0.0)
     assert b.info.classes == ["cat", "dog", "person", "zebra"]
+
+
+HOSTILE_XML = {  # (objects of the first train image, the issue kind inspect reports)
+    "object without name": ("<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
+                            "</object>", "bad_annotation"),
+    "empty name": ("<object><name> </name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>"
+                   "</bndbox></object>", "bad_annotation"),
+    "no bndbox": ("<object><name>dog</name></object>", "bad_annotation"),
+    "coordinate missing": ("<object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax></bndbox>"
+                           "</object>", "bad_annotation"),
+    "coordinate nan": ("<object><name>dog</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>"
+                       "</bndbox></object>", "bad_annotation"),
+    "coordinate text": ("<object><name>dog</name><bndbox><xmin>left</xmin><ymin>1</ymin><xmax>9</xmax>"
+                        "<ymax>9</ymax></bndbox></object>", "bad_annotation"),
+    "float corners a hair out": ("<object><name>dog</name><bndbox><xmin>0.2</xmin><ymin>0.5</ymin>"
+                                 "<xmax>61.5</xmax><ymax>40.9</ymax></bndbox></object>", None),  # clipped
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_XML))
+def test_an_unreadable_object_leaves_its_image_out_with_a_sentence(tmp_path, case):
+    objects, kind = HOSTILE_XML[case]
+    root = voc_tree(tmp_path / "v")
+    xml = root / "Annotations/2008_000001.xml"
+    xml.write_text(xml.read_text().replace("</annotation>", objects + "</annotation>"))
+    report = inspect(str(root))
+    kinds = set(report.by_kind()) - {"class-without-examples"}  # coverage: the only person is difficult
+    assert kinds == ({kind} if kind else set()), report.issues
+    b = read(root, test_fraction=0.0, max_bad=1)
+    assert ("2008_000001.jpg" in b.train.names) == (kind is None)
+    if kind:
+        assert "2008_000001.xml" in b.info.bad_files[0].reason and "<object> 3 lacks" in b.info.bad_files[0].reason
+
+
+def test_size_zero_nan_or_negative_uses_the_image_header(tmp_path):
+    root = voc_tree(tmp_path / "v")
+    for stem, size in (("2008_000001", "0"), ("2008_000002", "nan"), ("2008_000003", "-60")):
+        xml = root / f"Annotations/{stem}.xml"
+        xml.write_text(xml.read_text().replace("<width>60</width>", f"<width>{size}</width>"))
+    assert set(inspect(str(root)).by_kind()) == {"class-without-examples"}  # no size fault (the person is difficult)
+    assert read(root, test_fraction=0.0).train.sizes == [(40, 60), (40, 60)]

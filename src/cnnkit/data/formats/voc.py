@@ -4,9 +4,14 @@
                                          <difficult>, <bndbox> xmin ymin xmax ymax
     ROOT/JPEGImages/<filename>           (any image type; the writer keeps PNGs lossless)
     ROOT/ImageSets/Main/{train,val,trainval,test}.txt   ids per subset (optional)
-    ROOT/labels.txt (optional)           class order; else VOC's 20 classes when every name
-                                         is one of them, else the names sorted
+    ROOT/labels.txt (optional)           class order (classes.txt is read too); else the names
+                                         found in the annotations, sorted
 A VOCdevkit folder with one VOC20xx inside is accepted too.
+
+Classes are never VOC's 20 just because every name happens to be a VOC name (a cat/dog set
+stays 2 classes); to train on VOC's full list, put it in labels.txt (the writer does).
+Annotations that cannot be read (an <object> without <name> or numeric <bndbox>) leave their
+image out (listed with the reason) rather than turning the object into background.
 
 VOC coordinates are 1-based pixel indices with xmax/ymax inclusive, so a box whose
 pixel edges are x1..x2 (0-based, exclusive) reads xmin = x1 + 1, xmax = x2 — the
@@ -17,11 +22,13 @@ metric does; the writer writes crowd boxes as difficult.
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.decode import data_files
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
@@ -50,13 +57,13 @@ def _ids(root: Path) -> dict[str, list[str]]:
     for s in (*SPLITS, "trainval"):
         f = lists / f"{s}.txt"
         if f.is_file():
-            found[s] = [ln.split()[0] for ln in f.read_text().splitlines() if ln.strip()]
+            found[s] = [ln.split()[0] for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
     if "trainval" in found:
         tv = found.pop("trainval")
         if "train" not in found:
             found["train"] = [i for i in tv if i not in set(found.get("val", []))]
     if not found:
-        found["all"] = sorted(p.stem for p in (root / "Annotations").glob("*.xml"))
+        found["all"] = sorted(p.stem for p in data_files(root / "Annotations", (".xml",), recursive=False))
     return found
 
 
@@ -66,11 +73,12 @@ def _text(node, tag: str, default: str = "") -> str:
 
 
 def _classes(root: Path, names: set[str]) -> list[str]:
+    """labels.txt (or classes.txt) when given, else the names found, sorted — never a superset."""
     for fname in ("labels.txt", "classes.txt"):
         f = root / fname
         if f.is_file():
-            return [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
-    return VOC_CLASSES if names <= set(VOC_CLASSES) else sorted(names)
+            return [ln.strip() for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+    return sorted(names)
 
 
 def scan(path: Path) -> Scan:
@@ -81,7 +89,7 @@ def scan(path: Path) -> Scan:
     issues: list[tuple[str, str, str]] = []
     names: set[str] = set()
     images = root / "JPEGImages"
-    by_stem = {p.stem: p for p in images.iterdir()} if images.is_dir() else {}
+    by_stem = {p.stem: p for p in data_files(images, recursive=False)}
     for split, ids in _ids(root).items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
@@ -98,15 +106,16 @@ def scan(path: Path) -> Scan:
             size = ann.find("size")
             rec = RawImage(str(file), image_id, str(xml), _float(_text(size, "width")) if size is not None else None,
                            _float(_text(size, "height")) if size is not None else None)
-            if not rec.width or not rec.height:
+            if not rec.width or not rec.height or rec.width < 0 or rec.height < 0:
                 rec.width = rec.height = None  # VOC files sometimes say 0: use the image header
-            for obj in ann.iter("object"):
+            for n, obj in enumerate(ann.iter("object"), start=1):
                 bb = obj.find("bndbox")
                 vals = [_float(_text(bb, t)) for t in ("xmin", "ymin", "xmax", "ymax")] if bb is not None else []
-                if len(vals) != 4 or any(v is None for v in vals):
-                    issues.append(("bad_annotation", str(xml), "an <object> lacks a numeric <bndbox>"))
-                    continue
                 name = _text(obj, "name")
+                if len(vals) != 4 or any(v is None for v in vals) or not name:
+                    lacks = "a numeric <bndbox> (xmin, ymin, xmax, ymax)" if name else "a <name>"
+                    rec.faults.append(("bad_annotation", f"<object> {n} lacks {lacks}"))
+                    continue
                 names.add(name)
                 xmin, ymin, xmax, ymax = vals
                 rec.boxes.append([xmin - 1, ymin - 1, xmax, ymax])
@@ -118,14 +127,16 @@ def scan(path: Path) -> Scan:
     for recs in parsed.values():
         for rec in recs:
             rec.labels = [index.get(n, -1) for n in rec.names]
-    return Scan(classes, parsed, issues)
+    return Scan(classes, parsed, issues, labels_hint=f"<object> entries were looked for in {root / 'Annotations'}")
 
 
 def _float(text: str) -> float | None:
+    """The number in `text`, or None when it is not a finite number."""
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         return None
+    return v if math.isfinite(v) else None
 
 
 @register_format("voc", task="detect", detect=detect, priority=20)
