@@ -54,7 +54,7 @@ def _add_flag(parser, key: str, f: dataclasses.Field) -> None:
                             help=_help(f))
         return
     choices = meta.get("choices")
-    if choices and not callable(choices):
+    if choices:
         metavar = "{" + ",".join(choices) + "}"
     else:
         metavar = meta.get("metavar") or (kind.upper() if kind in ("int", "float") else key.split(".")[-1].upper())
@@ -84,6 +84,6 @@ def _set_only_text(keys: list[str]) -> str | None:
         else:
             shown = f"{key}={str(default).lower() if isinstance(default, bool) else default}"
         choices = f.metadata.get("choices")
-        note = f.metadata.get("help", "") + (f" ({'|'.join(choices)})" if choices and not callable(choices) else "")
+        note = f.metadata.get("help", "") + (f" ({'|'.join(choices)})" if choices else "")
         lines += textwrap.wrap(f"{shown:<24} {note}", 100, initial_indent="  ", subsequent_indent=" " * 27)
     return "\n".join(lines)

@@ -26,13 +26,12 @@ import yaml
 from cnnkit.errors import CnnkitError, did_you_mean
 
 
-def option(default: Any = None, help: str = "", *, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
+def option(default: Any = None, help: str = "", *, choices: tuple[str, ...] = (),
            bounds: str | None = None, flag: str | bool = False, metavar: str | None = None,
            factory: Callable[[], Any] | None = None) -> Any:
     """A dataclass field described once.
 
-    choices: allowed strings (an upper-case `N` in a choice stands for digits: `cuda:N`), or a
-    function returning them for names registered at run time. bounds: an interval such as
+    choices: allowed strings (an upper-case `N` in a choice stands for digits: `cuda:N`). bounds: an interval such as
     "[1, inf)", "(0, inf)" or "[0, 1)". flag: the `cnnkit train` flag (`True` = `--field-name`,
     a string names it, `False` = reachable through `--set` only).
     """
@@ -40,13 +39,6 @@ def option(default: Any = None, help: str = "", *, choices: tuple[str, ...] | Ca
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
-
-
-def _registered_tasks() -> tuple[str, ...]:
-    # Imported when a task is set, not at import time: the task modules import this module.
-    from cnnkit.tasks import TASKS
-
-    return tuple(TASKS.list())
 
 
 @dataclass
@@ -130,8 +122,10 @@ class TrainConfig:
 @dataclass
 class Config:
     task: str | None = option(None, "what to learn: classify, detect, segment, instance or another registered "
-                              "task; follows from the data when unset", choices=_registered_tasks,
-                              flag=True)
+                              "task; follows from the data when unset", flag=True)
+    # No choices here: tasks are an open registry (a test or a plugin may add one) and the task modules
+    # import this module, so the name is checked where the run is resolved (engine/run.py, TASKS.get with
+    # "did you mean"), before any data is read — like model names.
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -272,13 +266,13 @@ def check_value(key: str, value: Any) -> Any:
     checked; raises CnnkitError with one sentence naming the key and the value."""
     f = config_fields()[key]
     choices = f.metadata.get("choices") or ()
-    if isinstance(value, bool) and not callable(choices) and {"yes", "no"} <= set(choices):
+    if isinstance(value, bool) and {"yes", "no"} <= set(choices):
         value = "yes" if value else "no"  # YAML reads a bare yes/no as a bool
     value = _coerce(key, value, f.type)
     if value is None:
         return None
     if choices:
-        _check_choice(key, value, choices() if callable(choices) else choices)
+        _check_choice(key, value, choices)
     if f.metadata.get("bounds"):
         _check_bounds(key, value, f.metadata["bounds"])
     return value

@@ -32,21 +32,29 @@ def convert(src: str, fmt: str, out: Path, cfg: Config | None = None) -> Path:
 
 
 def inspect(src: str, cfg: Config | None = None) -> HealthReport:
-    """Health report of a path (its format's inspector) or a built-in set (its task's)."""
+    """Health report of a path (its format's inspector) or a built-in set (its task's), plus the
+    label coverage that `build_data` checks before training (read as for training, bad files tolerated)."""
+    from cnnkit.data.health.coverage import add_coverage
 
     cfg = cfg or Config()
-    bundle = None  # built-ins are read here; paths are read for the coverage check by add_coverage
+    lenient = cfg.copy()
+    lenient.data.max_bad = 1e18  # inspect lists bad files; it does not stop at the limit (inf is out of bounds)
+    bundle = None
     if src in BUILTINS:
-        bundle = build_named(src, cfg, check=False)
-        key = bundle.info.task
-        path = Path(src)
+        bundle = build_named(src, lenient, check=False)
+        key, path, source = bundle.info.task, Path(src), src
     else:
         path = Path(src).expanduser()
         if not path.exists():
             raise CnnkitError(f"Data path {path} does not exist.")
-        key = detect_format(path).name
+        key, source = detect_format(path).name, str(path)
     if key not in INSPECTORS:
         raise CnnkitError(f"No health check is available for {src} (format {key}).")
-    from cnnkit.data.health.coverage import add_coverage  # label coverage, as build_data checks it
-
-    return add_coverage(INSPECTORS.get(key)(path, cfg), src if bundle else str(path), cfg, bundle)
+    report = INSPECTORS.get(key)(path, cfg)
+    if bundle is None:
+        try:
+            bundle = build_named(source, lenient, check=False)
+        except CnnkitError as e:  # a set training could not even read: the sentence it would stop with
+            report.add("unusable", source, f"stops training: {e}")
+            return report
+    return add_coverage(report, source, bundle)

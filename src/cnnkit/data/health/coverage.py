@@ -188,20 +188,9 @@ def print_notes(bundle: DataBundle) -> None:
         console.print(Text(text if text.startswith("warning:") else "note: " + text, style=style), soft_wrap=True)
 
 
-def add_coverage(report, source: str, cfg, bundle: DataBundle | None = None):
-    """Add the coverage faults and notes of `source` (read as for training, bad files tolerated)
-    to a `HealthReport`; returns the report. A set that training could not even read is an
-    `unusable` fault carrying the sentence training would stop with."""
-    if bundle is None:
-        from cnnkit.data.sources import build_named
-
-        lenient = cfg.copy()
-        lenient.data.max_bad = 1e18  # inspect lists bad files; it does not stop at the limit (inf is out of bounds)
-        try:
-            bundle = build_named(source, lenient, check=False)
-        except CnnkitError as e:
-            report.add("unusable", source, f"stops training: {e}")
-            return report
+def add_coverage(report, source: str, bundle: DataBundle):
+    """Add the coverage faults and notes of `bundle` (read from `source`) to a `HealthReport`;
+    returns the report."""
     for f in coverage_faults(bundle):
         report.add(f.kind, source, ("stops training: " if f.stop else "") + f.message)
     notes = {k: v for k, v in (bundle.info.extra.get("notes") or {}).items()}
