@@ -106,8 +106,9 @@ def run_one(spec: str, budget_s: float, threads: int, seed: int) -> dict:
         "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),
         "test_eval_cpu_s": round(time.process_time() - cpu1, 1),
         "final_train_loss": round(sum(recent) / max(1, len(recent)), 4), "diverged_at_step": diverged,
-        **{k: round(metrics[k], 4) for k in ("map", "map_50", "map_75", "mar_100")},
-        "map_per_cpu_minute": round(metrics["map"] / (train_cpu / 60), 4),
+        # None where pycocotools leaves a metric undefined (no ground truth), as everywhere in cnnkit
+        **{k: None if metrics[k] is None else round(metrics[k], 4) for k in ("map", "map_50", "map_75", "mar_100")},
+        "map_per_cpu_minute": None if metrics["map"] is None else round(metrics["map"] / (train_cpu / 60), 4),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from cnnkit.report.plots import _save  # first: it selects matplotlib's Agg backend
+from cnnkit.report.plots import save_figure  # first: it selects matplotlib's Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
@@ -39,7 +39,7 @@ def _mosaic(tiles: torch.Tensor, nrow: int, path: str | Path, title: str, cmap: 
     ax.axis("off")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def save_feature_grid(features: torch.Tensor, path: str | Path, title: str = "", max_maps: int = MAX_MAPS) -> Path:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnkit.report.plots import _save  # first: it selects matplotlib's Agg backend
+from cnnkit.report.plots import save_figure  # first: it selects matplotlib's Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from cnnkit.report.fonts import fonts_for  # noqa: E402  titles carry class names (CJK, accents)
 
 CMAP = "jet"
 ALPHA = 0.5
@@ -39,18 +41,26 @@ def _draw(ax, expl, title: str | None = None, show_map: bool = True):
 
 
 def save_overlay(expl, path: str | Path, title: str | None = None) -> Path:
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    art = _draw(ax, expl, title)
-    if art is not None:
-        fig.colorbar(art, ax=ax, fraction=0.046, pad=0.04, label="importance (scaled to 0..1)")
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    with fonts_for([title if title is not None else expl.label()]):
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        art = _draw(ax, expl, title)
+        if art is not None:
+            fig.colorbar(art, ax=ax, fraction=0.046, pad=0.04, label="importance (scaled to 0..1)")
+        fig.tight_layout()
+        return save_figure(fig, Path(path))
 
 
 def save_grid(rows: list[list[Any]], path: str | Path, row_labels: list[str] | None = None,
               titles: list[list[str]] | None = None, with_image: bool = True) -> Path:
     """One row per image (or target), one column per method; the first column is the plain
     image when `with_image`. One shared colour bar."""
+    texts = [*(row_labels or []), *(t for row in titles or [] for t in row),
+             *(e.label() for row in rows for e in row), *(row[0].name for row in rows if row)]
+    with fonts_for(texts):
+        return _save_grid(rows, Path(path), row_labels, titles, with_image)
+
+
+def _save_grid(rows, path: Path, row_labels, titles, with_image: bool) -> Path:
     nrows = len(rows)
     ncols = max(len(r) for r in rows) + (1 if with_image else 0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols + 0.8, 2.3 * nrows), squeeze=False)
@@ -67,7 +77,7 @@ def save_grid(rows: list[list[Any]], path: str | Path, row_labels: list[str] | N
             art = _draw(axes[i][j + offset], expl, title) or art
     if art is not None:
         fig.colorbar(art, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="importance (0..1)")
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def save_curves(methods: dict[str, dict[str, Any]], path: str | Path) -> Path:
@@ -96,4 +106,4 @@ def save_curves(methods: dict[str, dict[str, Any]], path: str | Path) -> Path:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -148,7 +148,7 @@ def segmentation_grid(images: Sequence[torch.Tensor], masks: Sequence[torch.Tens
                       classes: Sequence[str], path: Path, title: str = "") -> Path:
     """Rows of image / ground truth / prediction (uint8 C x H x W images, H x W class masks),
     with a legend of the class colours."""
-    from cnnkit.report.plots import _save  # first: it selects matplotlib's Agg backend
+    from cnnkit.report.plots import save_figure  # first: it selects matplotlib's Agg backend
 
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -170,4 +170,4 @@ def segmentation_grid(images: Sequence[torch.Tensor], masks: Sequence[torch.Tens
     fig.legend(handles=[Patch(color=pal[k].tolist(), label=c) for k, c in enumerate(classes)],
                loc="lower center", ncol=min(6, len(classes)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(classes) // 6), 1, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)

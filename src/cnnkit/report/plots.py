@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -67,7 +67,7 @@ def plot_history(rows: list[dict[str, Any]], out_dir: Path, headline: Sequence[s
                                                 "with its regularisers; val: the plain task loss)")
     ax.grid(alpha=0.3)
     ax.legend()
-    paths.append(_save(fig, out_dir / "loss.png"))
+    paths.append(save_figure(fig, out_dir / "loss.png"))
     metric_keys = sorted({k for r in rows for k in r
                           if k.startswith("val_") and k != "val_loss" and k[4:] not in _COUNTS})
     if metric_keys:
@@ -85,13 +85,13 @@ def plot_history(rows: list[dict[str, Any]], out_dir: Path, headline: Sequence[s
             ax.legend()
         if undefined:
             _note_below(ax, f"undefined at every epoch (n/a, not drawn): {', '.join(undefined)}")
-        paths.append(_save(fig, out_dir / "metrics.png"))
+        paths.append(save_figure(fig, out_dir / "metrics.png"))
     lr = [(r["epoch"], r["lr"]) for r in rows if "lr" in r]
     if lr:
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.plot(*zip(*lr))
         ax.set(xlabel="epoch", ylabel="lr", title="Learning rate (end of epoch)")
-        paths.append(_save(fig, out_dir / "lr.png"))
+        paths.append(save_figure(fig, out_dir / "lr.png"))
     return paths
 
 
@@ -125,7 +125,7 @@ def _plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, normaliz
     note = note_for(classes)
     if note:
         _note_below(ax, note)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(images: Sequence[torch.Tensor], titles: Sequence[str], path: Path, ncols: int = 5,
@@ -153,4 +153,4 @@ def _image_grid(images: Sequence[torch.Tensor], titles: Sequence[str], path: Pat
         ax.set_title(cap, fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

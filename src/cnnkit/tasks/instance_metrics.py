@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnkit.tasks.detection_metrics import coco_evaluate, coco_ground_truth
+from cnnkit.tasks.detection_metrics import coco_evaluate, coco_ground_truth, coco_stat
 
 MASK_THRESHOLD = 0.5
 
@@ -69,7 +69,7 @@ def coco_segm_evaluate(gt_rles: list[list[dict]], targets: list[dict[str, torch.
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {"map": float(ev.stats[0]), "map_50": float(ev.stats[1]), "map_75": float(ev.stats[2])}
+    return {"map": coco_stat(ev.stats[0]), "map_50": coco_stat(ev.stats[1]), "map_75": coco_stat(ev.stats[2])}
 
 
 class InstanceMetric:
