@@ -39,3 +39,16 @@ def test_inspect_table_prints_class_names_as_written(tmp_path, capsys):
     main(["data", "inspect", str(tmp_path)])
     out = capsys.readouterr().out
     assert '"café": 3' in out and '"猫": 3' in out and '"🐶": 3' in out and "\\u" not in out
+
+
+def test_health_notes_print_as_sentences_under_the_table(capsys):
+    from cnnkit.data.health.report import HealthReport
+    from cnnkit.report.console import health
+
+    report = HealthReport(source="s", counts={"images": 3, "notes": {
+        "a": "4 boxes clipped to the image border", "b": "warning: class x has no training box"}})
+    health(report)
+    lines = capsys.readouterr().out.splitlines()
+    assert "note: 4 boxes clipped to the image border" in lines
+    assert "warning: class x has no training box" in lines
+    assert not [line for line in lines if "│ notes" in line]

@@ -90,10 +90,15 @@ def health(report) -> None:
     d = report.to_dict()
     t = Table(title=f"data health: {d['source']}")
     t.add_column("count")
-    t.add_column("value", justify="right")
+    t.add_column("value")
+    notes = d["counts"].get("notes") or {}
     for k, v in d["counts"].items():
-        t.add_row(k, escape(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)))
+        if k != "notes":
+            t.add_row(k, escape(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)))
     console.print(t)
+    for text in notes.values():  # sentences, not counts: one line each under the table
+        console.print(escape(text if text.startswith("warning:") else f"note: {text}"),
+                      style="yellow" if text.startswith("warning:") else "cyan", soft_wrap=True)
     if not d["issues"]:
         console.print("[green]no problems found[/]")
         return
