@@ -57,21 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true")
 
-    x = sub.add_parser("explain", help="what the network sees: CAMs, gradients, occlusion, feature maps")
-    x.add_argument("source", metavar="RUN_DIR|CKPT")
-    x.add_argument("images", nargs="*", metavar="IMAGE")
-    x.add_argument("--method", default="gradcam",
-                   help="comma list of gradcam, gradcam++, saliency, smoothgrad, guided-gradcam, ig, occlusion, "
-                        "featuremaps, filters")
-    x.add_argument("--target", help="class name/index (classify, segment) or box index / x1,y1,x2,y2 (detect)")
-    x.add_argument("--layer", help="module name for CAMs / feature maps (default: the last conv stage)")
-    x.add_argument("--save-dir", help="default: RUN_DIR/explain")
-    x.add_argument("--evaluate", action="store_true", help="deletion/insertion AUC and the randomisation check")
-    x.add_argument("--worst", type=int, help="explain the N most confidently wrong test images")
-    x.add_argument("--steps", type=int, default=50, help="integrated-gradients steps")
-    x.add_argument("--window", type=int, default=8, help="occlusion window (pixels)")
-    x.add_argument("--stride", type=int, default=4, help="occlusion stride (pixels)")
-    x.add_argument("--json", action="store_true")
+    _add_explain_parser(sub)
 
     r = sub.add_parser("report", help="(re)write RUN_DIR/report.html")
     r.add_argument("run_dir")
@@ -88,6 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     add_bench_parser(sub)
+    _add_data_parser(sub)
+    return p
+
+
+def _add_explain_parser(sub) -> None:
+    x = sub.add_parser("explain", help="what the network sees: CAMs, gradients, occlusion, feature maps")
+    x.add_argument("source", metavar="RUN_DIR|CKPT")
+    x.add_argument("images", nargs="*", metavar="IMAGE")
+    x.add_argument("--method", default="gradcam",
+                   help="comma list of gradcam, gradcam++, saliency, smoothgrad, guided-gradcam, ig, occlusion, "
+                        "featuremaps, filters")
+    x.add_argument("--target", help="class name/index (classify, segment) or box index / x1,y1,x2,y2 (detect)")
+    x.add_argument("--layer", help="module name for CAMs / feature maps (default: the last conv stage)")
+    x.add_argument("--save-dir", help="default: RUN_DIR/explain")
+    x.add_argument("--evaluate", action="store_true", help="deletion/insertion AUC and the randomisation check")
+    x.add_argument("--worst", type=int, help="explain the N most confidently wrong test images")
+    x.add_argument("--steps", type=int, default=50, help="integrated-gradients steps")
+    x.add_argument("--window", type=int, default=8, help="occlusion window (pixels)")
+    x.add_argument("--stride", type=int, default=4, help="occlusion stride (pixels)")
+    x.add_argument("--json", action="store_true")
+
+
+def _add_data_parser(sub) -> None:
     d = sub.add_parser("data", help="inspect, convert or make datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
     di = dsub.add_parser("inspect", help="health report: bad files, bad boxes/masks, class balance")
@@ -106,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (di, dc, dm):  # the data keys that reading a set takes, e.g. the max_bad its errors advise
         add_config_flags(action, DATA_COMMAND_KEYS)
         add_set_option(action, "data.max_bad=4")
-    return p
 
 
 # the config keys `bench` takes as flags (any other key through --set)
