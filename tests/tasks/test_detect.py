@@ -10,7 +10,6 @@ from PIL import Image
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.builtin.canvas import digit_canvases
-from cnnkit.data.detection import apply_transform, detection_transform
 from cnnkit.engine.predictor import predict_files
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import get_task
@@ -64,28 +63,6 @@ def test_loader_is_a_function_of_seed_and_epoch(task_cfg, bundle):
     val = list(task.loader(bundle.val, cfg, bundle.info, False))
     assert [int(t["image_id"]) for _, ts in val for t in ts] == [0, 1, 2, 3]
     assert torch.equal(val[0][0][0], bundle.val.images[0])  # evaluation sees the images untouched
-
-
-def test_augmentation_moves_boxes_with_the_pixels():
-    """A white rectangle's box must stay tight around it through jitter, crop and flip."""
-    img = torch.zeros((1, 64, 64), dtype=torch.uint8)
-    img[0, 20:40, 10:25] = 255
-    target = {"boxes": torch.tensor([[10.0, 20.0, 25.0, 40.0]]), "labels": torch.tensor([3]),
-              "iscrowd": torch.tensor([0])}
-    transform = detection_transform("strong", True, 64, 1)
-    for seed in range(6):
-        torch.manual_seed(seed)
-        out, t = apply_transform(transform, img, target)
-        assert out.shape == (1, 64, 64)
-        lit = (out[0] > 127).nonzero()
-        if len(t["boxes"]) == 0:
-            continue
-        x1, y1, x2, y2 = t["boxes"][0].tolist()
-        assert t["labels"].tolist() == [3]
-        assert abs(x1 - lit[:, 1].min().item()) <= 1.5 and abs(x2 - lit[:, 1].max().item() - 1) <= 1.5
-        assert abs(y1 - lit[:, 0].min().item()) <= 1.5 and abs(y2 - lit[:, 0].max().item() - 1) <= 1.5
-    with pytest.raises(CnnkitError, match="augment"):
-        detection_transform("medium", False, 64, 1)
 
 
 def test_one_step_predict_metric_plots_and_predict_files(task_cfg, bundle, tmp_path):
@@ -143,18 +120,3 @@ def test_build_model_rejects_classifiers_and_unknown_options(task_cfg, bundle):
     with pytest.raises(CnnkitError, match="head_width"):
         task.build_model(cfg, bundle.info)
 
-
-def test_loader_carries_instance_masks_through_augmentation(bundle):
-    """Instance segmentation reuses this loader: masks must stay paired with their boxes."""
-    from cnnkit.data.detection import detection_loader
-
-    loader = detection_loader(bundle.train, 4, True, seed=1, augment="strong", image_size=SIZE, channels=1,
-                              masks=True)
-    for images, targets in loader:
-        for img, t in zip(images, targets):
-            assert t["masks"].shape == (len(t["boxes"]), *img.shape[-2:]) and t["masks"].dtype == torch.uint8
-            for box, mask in zip(t["boxes"], t["masks"]):
-                ys, xs = mask.nonzero(as_tuple=True)
-                if len(xs):  # a mask's pixels lie inside its (possibly clipped) box
-                    assert xs.min() >= box[0] - 1 and xs.max() + 1 <= box[2] + 1
-                    assert ys.min() >= box[1] - 1 and ys.max() + 1 <= box[3] + 1

@@ -1,0 +1,104 @@
+"""data/detection.py: `DetectionSplit`, box-aware augmentation presets, the loader's epoch order, writer names."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnkit.data.builtin.canvas import digit_canvases
+from cnnkit.data.detection import (DetectionLoader, DetectionSplit, apply_transform, detection_loader,
+                                   detection_transform, unique_names)
+from cnnkit.errors import CnnkitError
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def canvases() -> DetectionSplit:
+    """8 digit canvases of 64 px with instance masks (the digits-detect generator, small)."""
+    return digit_canvases("train", size=SIZE, seed=5, n=8).to_split("train")
+
+
+def test_augmentation_moves_boxes_with_the_pixels():
+    """A white rectangle's box must stay tight around it through jitter, crop and flip."""
+    img = torch.zeros((1, 64, 64), dtype=torch.uint8)
+    img[0, 20:40, 10:25] = 255
+    target = {"boxes": torch.tensor([[10.0, 20.0, 25.0, 40.0]]), "labels": torch.tensor([3]),
+              "iscrowd": torch.tensor([0])}
+    transform = detection_transform("strong", True, 64, 1)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        out, t = apply_transform(transform, img, target)
+        assert out.shape == (1, 64, 64)
+        lit = (out[0] > 127).nonzero()
+        if len(t["boxes"]) == 0:
+            continue
+        x1, y1, x2, y2 = t["boxes"][0].tolist()
+        assert t["labels"].tolist() == [3]
+        assert abs(x1 - lit[:, 1].min().item()) <= 1.5 and abs(x2 - lit[:, 1].max().item() - 1) <= 1.5
+        assert abs(y1 - lit[:, 0].min().item()) <= 1.5 and abs(y2 - lit[:, 0].max().item() - 1) <= 1.5
+    with pytest.raises(CnnkitError, match="augment"):
+        detection_transform("medium", False, 64, 1)
+
+
+@pytest.mark.parametrize("preset", ["light", "strong"])
+def test_presets_keep_boxes_inside_the_image_and_labels_paired(canvases, preset):
+    transform = detection_transform(preset, True, SIZE, 1)
+    kept = 0
+    for i in range(len(canvases)):
+        target = canvases.target(i)
+        torch.manual_seed(i)
+        out, t = apply_transform(transform, canvases.image(i), target)
+        h, w = out.shape[-2:]
+        assert (h, w) == (SIZE, SIZE)
+        b = t["boxes"]
+        assert len(b) == len(t["labels"]) == len(t["iscrowd"])
+        assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all() and (b[:, 2] <= w).all() and (b[:, 3] <= h).all()
+        assert ((b[:, 2] - b[:, 0]) >= 2).all() and ((b[:, 3] - b[:, 1]) >= 2).all()  # SanitizeBoundingBoxes
+        assert set(t["labels"].tolist()) <= set(target["labels"].tolist())
+        kept += len(b)
+    assert kept > 0
+    assert detection_transform("none", True, SIZE, 1) is None
+
+
+def test_loader_carries_instance_masks_through_augmentation(canvases):
+    """Instance segmentation reuses this loader: masks must stay paired with their boxes."""
+    loader = detection_loader(canvases, 4, True, seed=1, augment="strong", image_size=SIZE, channels=1,
+                              masks=True)
+    for images, targets in loader:
+        for img, t in zip(images, targets):
+            assert t["masks"].shape == (len(t["boxes"]), *img.shape[-2:]) and t["masks"].dtype == torch.uint8
+            for box, mask in zip(t["boxes"], t["masks"]):
+                ys, xs = mask.nonzero(as_tuple=True)
+                if len(xs):  # a mask's pixels lie inside its (possibly clipped) box
+                    assert xs.min() >= box[0] - 1 and xs.max() + 1 <= box[2] + 1
+                    assert ys.min() >= box[1] - 1 and ys.max() + 1 <= box[3] + 1
+
+
+def test_loader_takes_the_epoch_order(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    n, seed, epoch = 21, 3, 2
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    want = perm[:20][1::2][:8].tolist()  # rank 1 of 2, tail dropped; two full batches of 4, the short one dropped
+    det = DetectionLoader(DetectionSplit(torch.zeros(n, 1, 4, 4, dtype=torch.uint8), [torch.zeros(0, 4)] * n,
+                                         [torch.zeros(0, dtype=torch.int64)] * n), 4, train=True, seed=seed)
+    det.set_epoch(epoch)
+    assert [int(t["image_id"]) for _, targets in det for t in targets] == want and len(det) == 2
+
+
+def test_eval_loader_keeps_order_crowd_and_pixels(canvases):
+    split = canvases.subset([3, 1, 2])
+    split.iscrowd = [torch.ones_like(x) for x in split.labels]  # crowd objects are dropped in training only
+    (images, targets), = list(detection_loader(split, 8, False, augment="strong", image_size=SIZE, channels=1))
+    assert [int(t["image_id"]) for t in targets] == [0, 1, 2]
+    assert torch.equal(images[0], canvases.images[3])
+    assert [len(t["boxes"]) for t in targets] == [len(canvases.boxes[i]) for i in (3, 1, 2)]
+
+
+def test_unique_names_deduplicate_and_make_in_memory_images_png():
+    files = DetectionSplit(["/a/x.jpg", "/b/x.jpg", "/c/x.jpg", "/a/y.png"], [torch.zeros(0, 4)] * 4,
+                           [torch.zeros(0, dtype=torch.int64)] * 4)
+    assert unique_names(files) == ["x.jpg", "x_2.jpg", "x_3.jpg", "y.png"]
+    memory = DetectionSplit(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), [torch.zeros(0, 4)] * 2,
+                            [torch.zeros(0, dtype=torch.int64)] * 2, names=["a.jpg", "a.png"])
+    assert unique_names(memory, prefix="p_") == ["p_a.png", "p_a_2.png"]
