@@ -1,0 +1,37 @@
+"""data/commands.py: `cnnkit data make|convert|inspect` — names checked first, one path for make and convert."""
+from __future__ import annotations
+
+import pytest
+
+from cnnkit.data.commands import convert, inspect, make
+from cnnkit.data.registry import BUILTINS
+from cnnkit.data.sources import build_data
+from cnnkit.errors import CnnkitError
+
+from .conftest import cfg_for, class_tree
+
+
+def test_make_refuses_an_unknown_name_before_writing(tmp_path):
+    with pytest.raises(CnnkitError) as e:
+        make("digitz", "folders", tmp_path / "out")
+    assert str(e.value) == f'Unknown built-in dataset "digitz". Did you mean "digits"? Known: {", ".join(BUILTINS)}.'
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_writes_what_build_data_reads_back(tmp_path):
+    src = class_tree(tmp_path / "src")
+    with pytest.raises(CnnkitError, match='^Unknown output format "folderz". Did you mean "folders"?'):
+        convert(str(src), "folderz", tmp_path / "bad")
+    assert convert(str(src), "folders", tmp_path / "out") == tmp_path / "out"
+    before, after = build_data(cfg_for(src)), build_data(cfg_for(tmp_path / "out"))
+    assert after.info.classes == before.info.classes == ["cat", "dog", "owl"]
+    assert [len(after.split(s)) for s in ("train", "val", "test")] == \
+        [len(before.split(s)) for s in ("train", "val", "test")]
+
+
+def test_inspect_reports_counts_or_names_the_missing_path(tmp_path):
+    report = inspect(str(class_tree(tmp_path / "set")))
+    assert report.counts["images"] == 30 and report.counts["per_class"] == {"cat": 10, "dog": 10, "owl": 10}
+    assert report.issues == []
+    with pytest.raises(CnnkitError, match=r"^Data path .*nope does not exist\.$"):
+        inspect(str(tmp_path / "nope"))
