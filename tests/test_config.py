@@ -3,8 +3,8 @@ out-of-bounds values fail when set, with one sentence (and a suggestion)."""
 import pytest
 
 import cnnkit
-from cnnkit.cli import build_parser, main, train_config
-from cnnkit.config import Config, check_value, config_fields, field_default, flag_of
+from cnnkit.cli import main
+from cnnkit.config import Config, check_value, config_fields, field_default
 from cnnkit.errors import CnnkitError
 
 
@@ -51,41 +51,6 @@ def test_every_key_is_described_and_its_default_is_valid():
         default = field_default(f)
         if default is not None and key != "model.kwargs":
             assert check_value(key, default) == default, key  # a default never fails its own checks
-
-
-def test_train_flags_are_derived_from_the_fields():
-    parser = build_parser()
-    train = parser._subparsers._group_actions[0].choices["train"]
-    by_dest = {a.dest: a for a in train._actions}
-    flagged = [k for k, f in config_fields().items() if f.metadata.get("flag")]
-    assert len(flagged) >= 28
-    for key in flagged:
-        f = config_fields()[key]
-        action = by_dest[key]
-        assert flag_of(key) in action.option_strings
-        assert f.metadata["help"].replace("%", "%%") in action.help
-        choices = f.metadata.get("choices")
-        if choices and not callable(choices):
-            assert action.metavar == "{" + ",".join(choices) + "}"
-    args = parser.parse_args(["train", "--batch-size", "32", "--lr", "1e-3", "--no-ema", "--augment", "strong"])
-    cfg = train_config(args)
-    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.ema, cfg.data.augment) == (32, 1e-3, False, "strong")
-    assert type(cfg.train.batch_size) is int
-
-
-def test_train_help_keeps_every_flag_and_teaches_defaults_and_set_only_keys(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    out = capsys.readouterr().out
-    before = ("--data --task --model --config --epochs --batch-size --lr --optimizer --schedule --warmup-epochs "
-              "--augment --dropout --weight-decay --label-smoothing --grad-clip --ema --patience --attention "
-              "--image-size --root --max-bad --class-weights --seed --deterministic --device --threads --workers "
-              "--out --resume --set --json").split()
-    assert [f for f in before if f not in out] == []
-    assert "--schedule {cosine,onecycle,step,constant}" in out and "(default: onecycle)" in out
-    for section in ("data:", "model:", "training:"):
-        assert f"\n{section}\n" in out
-    assert "train.ema_decay=0.999" in out and "data.in_memory=auto" in out  # --set-only keys, with defaults
 
 
 STONG = ('Config key "data.augment" must be one of none, light, strong; got "stong". Did you mean "strong"?')
