@@ -18,15 +18,6 @@ def test_package_exports_the_api():
     assert package_explain is explain
 
 
-def test_order_is_image_then_target_then_method_then_filters():
-    model = tiny_classifier()
-    images = torch.stack([random_image(1, 16, 16, 0), random_image(1, 16, 16, 1)])
-    out = explain(model, images, "gradcam,saliency,filters", target="0,2")
-    cams = [(e.name, e.target["index"], e.method) for e in out if e.method != "filters"]
-    assert cams == [(n, t, m) for n in ("0", "1") for t in (0, 2) for m in ("gradcam", "saliency")]
-    assert [e.layer for e in out if e.method == "filters"] == ["conv1", "conv2"]
-
-
 def test_float_images_and_explicit_layer():
     model = tiny_classifier()
     img = torch.rand(1, 12, 12)
