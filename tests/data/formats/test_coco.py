@@ -320,3 +320,17 @@ def test_categories_that_disagree_between_files_stop(tmp_path):
     f.write_text(json.dumps(data))
     with pytest.raises(CnnkitError, match="category id 1 is named 'wolf' here but 'cat' in"):
         read(tmp_path / "c")
+
+
+@pytest.mark.parametrize("content, sentence", [
+    ("", r"instances_train\.json is empty; write the COCO instances json there"),
+    ("[1, 2]", r"instances_train\.json is not a COCO instances file: expected an object with "
+               r"images/annotations/categories, found a list\."),
+])
+def test_empty_or_non_coco_instances_file_is_named_not_skipped(tmp_path, content, sentence):
+    WRITERS.get("coco")(float_bundle(), tmp_path / "c")
+    (tmp_path / "c/annotations/instances_train.json").write_text(content)
+    with pytest.raises(CnnkitError, match=sentence):  # not "has test and val subsets but no train subset"
+        read(tmp_path / "c")
+    (issue,) = [i for i in inspect(str(tmp_path / "c")).issues if i["kind"] == "bad_annotation"]
+    assert issue["file"] == str(tmp_path / "c/annotations/instances_train.json")

@@ -47,6 +47,8 @@ SPLITS = ("train", "val", "test")
 def _looks_like_coco(f: Path) -> bool:
     if f.suffix.lower() != ".json" or not f.is_file():
         return False
+    if f.name.lower().startswith("instances"):
+        return True  # named as COCO: reading it says what is wrong, rather than skipping it silently
     with open(f, "rb") as fh:
         head = fh.read(1 << 16)
     return b'"images"' in head or b'"annotations"' in head
@@ -90,10 +92,16 @@ def _image_root(root: Path, f: Path, split: str, first: str | None) -> Path:
 
 def _read_json(f: Path) -> dict[str, Any]:
     try:
-        data = json.loads(f.read_text())
+        text = f.read_text()
+        if not text.strip():
+            raise AnnotationError(f, f"{f} is empty; write the COCO instances json there or remove the file.")
+        data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise AnnotationError(f, f"{f} is not readable JSON ({e}); fix or remove it.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+    if not isinstance(data, dict):
+        raise AnnotationError(f, f"{f} is not a COCO instances file: expected an object with images/annotations/"
+                                 f"categories, found a {type(data).__name__}.")
+    if not isinstance(data.get("images"), list):
         raise AnnotationError(f, f"{f} is not a COCO instances file: it has no \"images\" list.")
     return data
 
