@@ -99,7 +99,8 @@ def test_valid_choices_pass(key, value, good):
 
 
 @pytest.mark.parametrize("key, value, sentence", [
-    ("train.device", "gpu", 'Config key "train.device" must be one of auto, cpu, cuda, mps, cuda:N; got "gpu".'),
+    ("train.device", "gpu", 'Config key "train.device" must be one of auto, cpu, cuda, mps, cuda:N; got "gpu". '
+                            "Use cuda (an NVIDIA GPU)."),
     ("train.device", "cuda:x", 'must be one of auto, cpu, cuda, mps, cuda:N; got "cuda:x". Did you mean "cuda:N"?'),
     ("data.class_weights", "balanced", 'Config key "data.class_weights" must be one of none, auto; got "balanced".'),
     ("train.schedule", "linear", 'Config key "train.schedule" must be one of cosine, onecycle, step, constant; '
@@ -153,3 +154,14 @@ def test_unknown_task_fails_before_any_data_is_read(tmp_path):
 
     with pytest.raises(CnnkitError, match='Unknown task "detetc". Did you mean "detect"?'):
         cnnkit.train(data=str(tmp_path / "no-such-folder"), task="detetc", out=str(tmp_path / "run"))
+
+
+def test_a_section_given_a_value_in_yaml_says_how_to_write_it(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data: rf\n")
+    with pytest.raises(CnnkitError) as err:
+        Config.load(recipe)
+    assert str(err.value) == (f'In {recipe}: "data" is a section, not a value: write `data: {{name: rf}}` '
+                              "(or `data:` and `  name: rf` on the next line).")
+    recipe.write_text("data:\n  name: digits\ntrain:\n")  # an empty section is no error
+    assert Config.load(recipe).data.name == "digits"

@@ -278,12 +278,18 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
+# Words people use for a choice that spelling distance would get wrong ("gpu" is closest to "cpu").
+_SYNONYMS = {"train.device": {"gpu": "cuda (an NVIDIA GPU)", "nvidia": "cuda (an NVIDIA GPU)",
+                              "metal": "mps (an Apple GPU)", "apple": "mps (an Apple GPU)"}}
+
+
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     for choice in choices:
         if value == choice or choice.endswith(":N") and re.fullmatch(re.escape(choice[:-1]) + r"\d+", value):
             return
-    raise CnnkitError(f'Config key "{key}" must be one of {", ".join(choices)}; got "{value}".'
-                      f"{did_you_mean(value, choices)}")
+    synonym = _SYNONYMS.get(key, {}).get(str(value).strip().lower())
+    hint = f" Use {synonym}." if synonym else did_you_mean(value, choices)
+    raise CnnkitError(f'Config key "{key}" must be one of {", ".join(choices)}; got "{value}".{hint}')
 
 
 _INTERVAL = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*([\d.]+|inf)\s*([\])])")
@@ -307,11 +313,21 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and k in _SECTIONS and not prefix:
-            out.update(_flatten(v, key + "."))
+        if k in _SECTIONS and not prefix:
+            if v is not None and not isinstance(v, dict):  # `data: rf` would otherwise read as an unknown key
+                raise CnnkitError(_section_sentence(k, v))
+            out.update(_flatten(v or {}, key + "."))
         else:
             out[key] = v
     return out
+
+
+def _section_sentence(section: str, value: Any) -> str:
+    if section == "train":
+        return (f'"train" is a section, not a value (got {value!r}): write its keys under it, '
+                "e.g. `train: {epochs: 5, lr: 0.1}`.")
+    return (f'"{section}" is a section, not a value: write `{section}: {{name: {value}}}` '
+            f"(or `{section}:` and `  name: {value}` on the next line).")
 
 
 def _parse_scalar(text: str) -> Any:

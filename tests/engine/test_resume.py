@@ -99,6 +99,8 @@ def test_conflicting_flags_are_refused_naming_each(tmp_path, capsys):
             "another --out.") in err and "Traceback" not in err
     with pytest.raises(CnnkitError, match=r"--data fashion-mnist differs from it \(recorded data digits\)"):
         cnnkit.train(resume=str(run_dir), data="fashion-mnist")
+    with pytest.raises(CnnkitError, match=r"--patience 3 differs from it \(recorded patience off\)"):
+        cnnkit.train(resume=str(run_dir), patience=3)  # an unset key reads "off", not Python's None
     with pytest.raises(CnnkitError, match="--epochs can only extend a run"):
         cnnkit.train(resume=str(run_dir), epochs=1)
     assert len(_rows(run_dir)) == 2  # nothing was trained or rewritten

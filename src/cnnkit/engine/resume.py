@@ -121,6 +121,8 @@ def _join(items: list[str]) -> str:
 
 
 def _show(value: Any) -> str:
+    if value is None:  # an unset key reads "off" (patience None: no early stopping), never Python's None
+        return "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
