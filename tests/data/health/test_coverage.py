@@ -53,7 +53,7 @@ def test_a_class_only_in_val_or_test_warns_loudly_naming_class_and_splits():
     bundle = labels_bundle([0, 1, 0, 1], [2, 0], [2, 2])
     check_coverage(bundle)  # a warning, not a stop (see the module docstring)
     assert bundle.info.extra["notes"]["coverage:class-not-in-train"] == (
-        'warning: mem has examples of class that its train split never shows ("owl" in val (1 images) and test '
+        'warning: mem has examples of a class that its train split never shows ("owl" in val (1 images) and test '
         "(2 images)): a model cannot learn a class it never sees, and its score there is zero by construction; "
         "move some of those images into train (carved splits are drawn anew with another data.split_seed).")
 
@@ -116,3 +116,14 @@ def test_builtin_sets_have_full_coverage():
     seg = build_data(cfg)  # the canvases digits-detect draws too, here with masks and boxes
     assert coverage_faults(seg) == [] and coverage_faults(detection_view(seg)) == []
     assert "notes" not in seg.info.extra and "notes" not in digits.info.extra
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_box_class_only_in_val_is_one_fault_under_one_spelling(tmp_path, fmt):
+    from cnnkit.data.registry import WRITERS
+
+    WRITERS.get(fmt)(boxes_bundle([[0], [0]], [[1]]), tmp_path / fmt)
+    report = inspect(str(tmp_path / fmt))
+    assert report.by_kind() == {"class-not-in-train": 1}  # not also the box inspector's class_not_in_train
+    assert 'has examples of a class that its train split never shows ("dog" in val (1 boxes))' in \
+        report.issues[0]["problem"]

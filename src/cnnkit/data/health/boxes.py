@@ -3,13 +3,15 @@
 `inspect_scan` lists every fault `formats.box_scan.walk` finds, with its file — missing or
 unreadable images (fully decoded), duplicate image ids, boxes outside the image, boxes of
 zero or negative size, unknown class ids, unparsable annotations, exact duplicate boxes
-(`duplicate_box`), a set without a single box (`no_boxes`), a class with boxes in val/test
-but none in train (`class_not_in_train`) and what the reader worked around — and images
+(`duplicate_box`), a set without a single box (`no_boxes`) and what the reader worked
+around — and images
 without labels (reported, not an error: they are background samples). Boxes a hair past
 the border are clipped when loading, so they are counted (`clipped_boxes`), not listed;
 how the files were read (label files beside the images, ...) is in `counts["notes"]`
 (keyed as the loaded bundle's `info.extra["notes"]`, which `cnnkit data inspect` merges in).
-Built-in sets are checked in memory by the "detect" inspector.
+Built-in sets are checked in memory by the "detect" inspector. A class with boxes in val/test
+but none in train is `health.coverage`'s `class-not-in-train` (added by `cnnkit data inspect`
+for every format), so it is not listed here a second time.
 """
 from __future__ import annotations
 
@@ -50,12 +52,6 @@ def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
     else:
         for file in background:
             report.add("no_labels", file, "image has no boxes (used as a background sample)")
-    if "train" in per_split:
-        for c in scan.classes:
-            held_out = per_class[c] - per_split["train"][c]
-            if held_out and not per_split["train"][c]:
-                report.add("class_not_in_train", source,
-                           f"class {c} has {held_out} boxes in val/test but none in train: the model cannot learn it")
     notes = {**scan.notes, **({"boxes:clipped": clip_note(clipped)} if clipped else {})}
     report.counts = {"images": n_images, "boxes": n_boxes, "classes": len(scan.classes), "splits": splits,
                      "per_class": {c: per_class.get(c, 0) for c in scan.classes},

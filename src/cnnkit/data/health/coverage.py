@@ -141,7 +141,7 @@ def coverage_faults(bundle: DataBundle) -> list[Fault]:
             f"{s} ({int(o.per_class[c]):,} {o.unit})" for s, o in held_out.items() if o.per_class[c] > 0)
             for c in unseen], sep="; ")
         faults.append(Fault("class-not-in-train", False,
-                            f"{name} has examples of {_plural('class', unseen)} that its train split{sampled} "
+                            f"{name} has examples of {_a_class(unseen)} that its train split{sampled} "
                             f"never shows ({where}): a model cannot learn a class it never sees, and its score "
                             "there is zero by construction; move some of those images into train (carved splits "
                             "are drawn anew with another data.split_seed)."))
@@ -158,6 +158,10 @@ def coverage_faults(bundle: DataBundle) -> list[Fault]:
 def _listed(items: list[str], sep: str, limit: int = 8) -> str:
     more = f"{sep}and {len(items) - limit} more" if len(items) > limit else ""
     return sep.join(items[:limit]) + more
+
+
+def _a_class(items: list) -> str:
+    return "classes" if len(items) > 1 else "a class"
 
 
 def _plural(word: str, items: list) -> str:
