@@ -24,7 +24,7 @@ import cnnkit.explain as _explain_package  # noqa: E402,F401
 
 
 def train(config: str | Path | None = None, quiet: bool = False, **overrides: Any):
-    """Train and return a `Run`. Keyword arguments are config keys (`data="digits"`, `epochs=5`,
+    """Train and return a `Run` (`.dir` the run folder, `.test_metrics`, `.summary`). Keyword arguments are config keys (`data="digits"`, `epochs=5`,
     `train__lr=0.1` or `lr=0.1`); `config` is an optional YAML recipe applied first.
 
     With `resume=RUN_DIR` the run continues as recorded: `epochs` larger than recorded extends
@@ -44,43 +44,87 @@ def train(config: str | Path | None = None, quiet: bool = False, **overrides: An
 
 
 def evaluate(source: str | Path, data: str | None = None, split: str = "test") -> dict[str, Any]:
+    """Evaluate a run directory (its best.pt) or a checkpoint file on a split of its data, as `cnnkit eval`.
+
+    data: another dataset name or path with the same class list (default: the run's own data);
+    split: "train", "val" or "test". Returns a dict of the task's metrics (classification:
+    accuracy and loss among others; detection: mAP; segmentation: mIoU; fractions in 0..1)
+    plus "split", "data" and "images" (the number of images scored).
+    Raises `CnnkitError` for a missing checkpoint, unknown data or a class list that differs.
+    """
     from cnnkit.engine.evaluate import evaluate_checkpoint
 
     return evaluate_checkpoint(source, data=data, split=split)
 
 
 def load(source: str | Path, device: str = "auto"):
-    """A run directory or checkpoint -> `Predictor` (`.predict(images)`, `.model`, `.classes`)."""
+    """Returns the `Predictor` of a run directory (its best.pt) or checkpoint file: `.predict(images)`
+    (see `predict` for the inputs), `.model` (eval mode, on `device`: "auto", "cpu", "cuda", "mps"),
+    `.classes`. Raises `CnnkitError` when the checkpoint does not exist or cannot be read."""
     from cnnkit.engine.predictor import load as _load
 
     return _load(source, device=device)
 
 
 def predict(source: str | Path, inputs, **options: Any) -> list[dict[str, Any]]:
+    """Predict with a run directory or checkpoint: `load(source).predict(inputs, **options)`.
+
+    inputs: one item or a list of: file paths, folders (their images, sorted) and globs; PIL
+    images; numpy arrays H x W or H x W x C (C 1, 3 or 4, channels last as Pillow/numpy have
+    them); torch tensors C x H x W or a batch N x C x H x W (channels first as torch has them).
+    Pixels are uint8 0..255 or floats in [0, 1]; images are converted to the model's channels.
+    options: save_dir (drawings and result files) and the task's own (top_k, conf, ...).
+    Returns one dict per image, in input order: {"file": path or "<image i>", ...the task's
+    record (classification: "label", "score" in 0..1, "top")}; an unreadable file gets
+    {"file", "error"}. Raises `CnnkitError` for an input of another type or shape, naming it.
+    """
     return load(source).predict(inputs, **options)
 
 
 def explain(source, images, method: str = "gradcam", target=None, layer=None, **options: Any):
+    """Explain a model's answers on `images`; returns a list of `Explanation` (one per image x
+    target x method, image-major; `.map` H x W in [0, 1] at the image's size, `.image` uint8
+    C x H x W, `.save(png)`).
+
+    source: a run directory, a checkpoint or a bare `nn.Module`. images: the same inputs as
+    `predict` (paths, folders, globs, PIL images, numpy H x W [x C], torch C x H x W or
+    N x C x H x W, uint8 or floats in [0, 1]). method: gradcam, gradcam++, saliency, smoothgrad,
+    guided-backprop, guided-gradcam, ig, occlusion, featuremaps, filters (one name or a comma
+    list). target: class name/index, box index or "x1,y1,x2,y2", segmentation class (default:
+    the prediction). layer: module name (default: the last spatial conv layer). options: see
+    `cnnkit.explain.api.explain`. Raises `CnnkitError` for an unknown method, option, layer or
+    target, a missing or unreadable file, or an image of another type or shape.
+    """
     from cnnkit.explain.api import explain as _explain
 
     return _explain(source, images, method=method, target=target, layer=layer, **options)
 
 
 def bench(source, data: str | None = None, **options: Any) -> dict[str, Any]:
-    """Training images/s, latency, throughput, memory, FLOPs and MFU of a run, checkpoint or model name,
-    per backend (eager, channels_last, compile); see `cnnkit.bench.api.bench` for the options and keys."""
+    """Returns the training images/s, latency, throughput, memory, FLOPs and MFU of a run, checkpoint or
+    model name, per backend (eager, channels_last, compile); see `cnnkit.bench.api.bench` for the options and keys."""
     from cnnkit.bench.api import bench as _bench
 
     return _bench(source, data, **options)
 
 
 def build_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs: Any):
+    """Build an untrained model: returns an `nn.Module` for N x in_channels x H x W float images.
+
+    name: a registered name (`list_models()`) or a YAML/JSON layer-list file; image_size: the
+    training side in pixels (int) or (height, width). Classifiers return N x num_classes logits;
+    detection and segmentation models keep torchvision's contracts. kwargs: dropout, attention
+    ("se"/"cbam") and model-specific options. Raises `CnnkitError` for an unknown name (with a
+    suggestion) or options the model does not take (see `cnnkit.models.build_model`).
+    """
     from cnnkit.models import build_model as _build
 
     return _build(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Returns the sorted list of registered model names matching a shell-style `pattern`
+    ("resnet*"), only those for `task` ("classify", "detect", "segment", ...) when given."""
     from cnnkit.models import list_models as _list
 
     return _list(pattern, task=task)
