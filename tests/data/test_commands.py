@@ -35,3 +35,17 @@ def test_inspect_reports_counts_or_names_the_missing_path(tmp_path):
     assert report.issues == []
     with pytest.raises(CnnkitError, match=r"^Data path .*nope does not exist\.$"):
         inspect(str(tmp_path / "nope"))
+
+
+def test_inspect_reports_a_set_its_reader_refuses_as_an_unusable_row(tmp_path, capsys):
+    import json
+
+    from cnnkit.cli import main
+
+    for split, classes in (("train", ("blue", "red")), ("test", ("green", "red"))):
+        class_tree(tmp_path / "cs" / split, classes=classes, per_class=2)
+    assert main(["data", "inspect", str(tmp_path / "cs"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["issues"] == [{"kind": "unusable", "file": str(tmp_path / "cs"), "problem":
+                                 f"stops training: Class folder {tmp_path}/cs/test/green has no counterpart in "
+                                 f"{tmp_path}/cs/train: add training images for \"green\" or remove the folder."}]

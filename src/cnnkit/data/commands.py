@@ -50,7 +50,12 @@ def inspect(src: str, cfg: Config | None = None) -> HealthReport:
         key, source = detect_format(path).name, str(path)
     if key not in INSPECTORS:
         raise CnnkitError(f"No health check is available for {src} (format {key}).")
-    report = INSPECTORS.get(key)(path, cfg)
+    try:
+        report = INSPECTORS.get(key)(path, cfg)
+    except CnnkitError as e:  # the reader stops before any file is checked: that sentence is the report's row
+        report = HealthReport(source=source)
+        report.add("unusable", source, f"stops training: {e}")
+        return report
     if bundle is None:
         try:
             bundle = build_named(source, lenient, check=False)
