@@ -198,3 +198,30 @@ def test_inspect_strict_names_a_differing_label_file_beside_an_image(tmp_path, c
     (root / "images/p.txt").write_text("0 0.1 0.1 0.1 0.1\n")
     rc, report = _strict(root, capsys)
     assert rc == 1 and report["issue_counts"] == {"beside_labels": 1}
+
+
+def voc_set(root, objects: dict[str, list[str]]):
+    """A VOC folder without labels.txt: one 40x30 image per key, one 10x10 box per class name listed."""
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for stem, names in objects.items():
+        Image.new("RGB", (40, 30)).save(root / "JPEGImages" / f"{stem}.jpg")
+        objs = "".join(f"<object><name>{n}</name><bndbox><xmin>{5 + 3 * k}</xmin><ymin>5</ymin><xmax>{15 + 3 * k}"
+                       f"</xmax><ymax>15</ymax></bndbox></object>" for k, n in enumerate(names))
+        (root / "Annotations" / f"{stem}.xml").write_text(f"<annotation><filename>{stem}.jpg</filename>{objs}"
+                                                          "</annotation>")
+    return root
+
+
+def test_class_names_differing_only_in_case_are_reported_and_warned_not_merged(tmp_path):
+    root = voc_set(tmp_path / "v", {"a": ["cat", "dog"], "b": ["cat"], "c": ["Cat", "dog"], "d": ["dog"]})
+    report = inspect(str(root))
+    (clash,) = [i for i in report.issues if i["kind"] == "class_name_case"]
+    assert clash["problem"] == ("class names 'Cat' and 'cat' differ only in case, so they are 2 separate classes; "
+                                "if they are one, write it one way in every annotation file")
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    loaded = build_data(cfg)
+    assert loaded.info.classes == ["Cat", "cat", "dog"]
+    assert loaded.info.extra["notes"]["boxes:class_name_case:0"] == f"warning: {root}: " + clash["problem"]

@@ -11,7 +11,8 @@ class, zero or negative size, outside the image, exact repeat) and serves two ca
   export `h=1.01`, corners 1-2 px out, float corners); only boxes that overshoot by more, or
   lie outside, are bad. An image with a bad box is left out whole and listed in
   `info.bad_files` with the reason, so its objects never silently become background, and
-  the run stops when more images are bad than `data.max_bad` allows. Exact duplicate boxes
+  the run stops when more images are bad than `data.max_bad` allows. Class names that differ
+  only in case stay separate classes, with a warning (`case_clashes`). Exact duplicate boxes
   (same class, same coordinates) are dropped and counted. A set without a single box, or a
   class whose every training box was in a left-out image, stops with one sentence. What was
   clipped, dropped or worked around is one line each in `info.extra["notes"]` (key -> text,
@@ -179,6 +180,17 @@ def walk(scan: Scan, decode: bool, files: bool = True) -> Iterator[Checked]:
             yield c
 
 
+def case_clashes(classes: list[str]) -> list[str]:
+    """One sentence per group of class names that differ only in case ("Cat" and "cat"): they stay
+    separate classes, as written (merging would guess which spelling the labeller meant)."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(c.casefold(), []).append(c)
+    return [f"class names {' and '.join(repr(c) for c in same)} differ only in case, so they are "
+            f"{len(same)} separate classes; if they are one, write it one way in every annotation file"
+            for same in groups.values() if len(same) > 1]
+
+
 def clip_note(clipped: int) -> str:
     return f"{clipped} boxes clipped to the image border (each overshot it by at most {CLIP_RULE})"
 
@@ -211,6 +223,8 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
                           f"({scan.labels_hint or 'no annotation was found'}): a detector cannot learn from it; "
                           f"check the layout with `cnnkit data inspect {source}`.")
     notes = {**scan.notes, **_remark_notes(scan.remarks, source)}
+    for k, clash in enumerate(case_clashes(scan.classes)):
+        notes[f"boxes:class_name_case:{k}"] = f"warning: {source}: {clash}"
     if left_out:
         notes["boxes:left_out"] = (f"warning: left out {len(left_out)} of {n_images} images with {bad_boxes} unusable "
                                    f"boxes, so that their objects do not become background (first: {left_out[0].path}: "

@@ -3,9 +3,9 @@
 `inspect_scan` lists every fault `formats.box_scan.walk` finds, with its file — missing or
 unreadable images (fully decoded), duplicate image ids, boxes outside the image, boxes of
 zero or negative size, unknown class ids, unparsable annotations, exact duplicate boxes
-(`duplicate_box`), a set without a single box (`no_boxes`) and what the reader worked
-around — and images
-without labels (reported, not an error: they are background samples). Boxes a hair past
+(`duplicate_box`), a set without a single box (`no_boxes`), class names that differ only in
+case (`class_name_case`) and what the reader worked around — and images without labels
+(reported, not an error: they are background samples). Boxes a hair past
 the border are clipped when loading, so they are counted (`clipped_boxes`), not listed;
 how the files were read (label files beside the images, ...) is in `counts["notes"]`
 (keyed as the loaded bundle's `info.extra["notes"]`, which `cnnkit data inspect` merges in).
@@ -22,7 +22,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
 from cnnkit.data.detection import DetectionSplit
 from cnnkit.data.formats import coco, voc, yolo
-from cnnkit.data.formats.box_scan import AnnotationError, Checked, RawImage, Scan, clip_note, walk
+from cnnkit.data.formats.box_scan import AnnotationError, Checked, RawImage, Scan, case_clashes, clip_note, walk
 from cnnkit.data.health.report import HealthReport
 from cnnkit.data.registry import INSPECTORS
 from cnnkit.data.sources import build_named
@@ -32,6 +32,8 @@ def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
     report = HealthReport(source=source)
     for kind, file, problem in scan.issues + scan.remarks:
         report.add(kind, file, problem)
+    for clash in case_clashes(scan.classes):
+        report.add("class_name_case", source, clash)
     per_split: dict[str, Counter] = {}
     n_images = n_boxes = clipped = duplicates = 0
     splits: dict[str, int] = {}
