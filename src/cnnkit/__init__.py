@@ -5,7 +5,7 @@ The Python API mirrors the CLI::
     import cnnkit
     run = cnnkit.train(data="digits", model="lenet5")        # -> Run (dir, test_metrics, summary)
     metrics = cnnkit.evaluate(run.dir)                        # test split of the run's data
-    preds = cnnkit.load(run.dir).predict(["img.png"])         # -> list of dicts
+    preds = cnnkit.load(run.dir).predict(["img.png", pil_image, tensor_chw])  # -> list of dicts
     maps = cnnkit.explain(run.dir, ["img.png"], method="gradcam")
     cost = cnnkit.bench(run.dir, budget_s=10)                 # images/s, latency, FLOPs, MFU per backend
     model = cnnkit.build_model("resnet20", num_classes=10, in_channels=3, image_size=32)
@@ -24,8 +24,9 @@ import cnnkit.explain as _explain_package  # noqa: E402,F401
 
 
 def train(config: str | Path | None = None, quiet: bool = False, **overrides: Any):
-    """Train and return a `Run` (`.dir` the run folder, `.test_metrics`, `.summary`). Keyword arguments are config keys (`data="digits"`, `epochs=5`,
-    `train__lr=0.1` or `lr=0.1`); `config` is an optional YAML recipe applied first.
+    """Train and return a `Run` (`.dir` the run folder, `.test_metrics`, `.summary`). Keyword arguments
+    are config keys (`data="digits"`, `epochs=5`, `train__lr=0.1` or `lr=0.1`); `config` is an optional
+    YAML recipe applied first. A bad key or value raises `CnnkitError` naming it.
 
     With `resume=RUN_DIR` the run continues as recorded: `epochs` larger than recorded extends
     it; threads, device, workers and log_every may change; any other key (or recipe key) that

@@ -30,7 +30,7 @@ def test_detector_input_is_the_image_in_0_1():
 def test_as_images_accepts_tensors_and_rejects_junk():
     assert [n for n, _ in as_images(torch.zeros(2, 1, 4, 4), None)] == ["0", "1"]
     assert as_images(torch.zeros(4, 4), None)[0][1].shape == (1, 4, 4)
-    with pytest.raises(CnnkitError):
+    with pytest.raises(CnnkitError, match="^Image 0 is an int; give a file path"):
         as_images([3], None)
     with pytest.raises(CnnkitError, match="No images"):
         as_images([], None)

@@ -5,15 +5,14 @@ preprocessing), so nothing else is needed to use a trained model (DESIGN rule 4)
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cnnkit.data.base import DatasetInfo
 from cnnkit.engine.checkpoint import load_checkpoint
+from cnnkit.engine.inputs import InMemory, collect_inputs
 from cnnkit.engine.run import resolve_run
 from cnnkit.errors import CnnkitError
 
@@ -38,20 +37,14 @@ class Predictor:
                               f"{self.info.classes[:6]}...; evaluate on data with the same class list.")
 
     def predict(self, inputs, save_dir: str | Path | None = None, **options) -> list[dict[str, Any]]:
-        """Paths / globs / folders and images (uint8 tensors C x H x W, PIL images, H x W [x C] arrays),
-        mixed in one list if need be: one record per file or image, in input order (folders and globs
-        expand in place; an image's record says `"file": "<image i>"`, i its position in `inputs`)."""
-        items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        with tempfile.TemporaryDirectory() as tmp:  # in-memory images become PNG files, named <image i> after
-            written = {_write_png(img, Path(tmp) / f"image_{i:05d}.png"): f"<image {i}>"
-                       for i, img in enumerate(items) if not isinstance(img, (str, Path))}
-            names = iter(written)
-            paths = expand_inputs([item if isinstance(item, (str, Path)) else next(names) for item in items])
-            records = predict_files(self.task, self.model, self.meta, paths, Path(save_dir) if save_dir else None,
-                                    **options)
-        for r in records:
-            r["file"] = written.get(r["file"], r["file"])
-        return records
+        """Paths / globs / folders and in-memory images (PIL images, numpy H x W [x C] arrays, torch
+        C x H x W tensors or N x C x H x W batches; uint8 or floats in [0, 1]: `engine.inputs`), mixed in
+        one list if need be: one record per file or image, in input order (folders, globs and batches
+        expand in place; an in-memory image's record says `"file": "<image i>"`, i its position in
+        `inputs`, "i.j" for image j of a batch). Raises `CnnkitError` for any other input."""
+        items = collect_inputs(inputs, self.meta["preprocess"]["channels"])
+        return predict_files(self.task, self.model, self.meta, items, Path(save_dir) if save_dir else None,
+                             **options)
 
 
 def load(source: str | Path, device: str = "auto") -> Predictor:
@@ -60,11 +53,12 @@ def load(source: str | Path, device: str = "auto") -> Predictor:
 
 
 @torch.no_grad()
-def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: list[str], save_dir: Path | None,
-                  **options: Any) -> list[dict[str, Any]]:
-    """The one loop over input files: read, `task.model_input`, `task.predict_one`, one JSON record
-    each (`task.record`; unreadable files get {"file", "error"}), and with `save_dir` the task's
-    drawings (`<n>_<stem><suffix>.png`, or captioned tiles in one predictions.png) and result files."""
+def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: list[str | InMemory],
+                  save_dir: Path | None, **options: Any) -> list[dict[str, Any]]:
+    """The one loop over inputs (file paths, or images already decoded: `engine.inputs.InMemory`):
+    read, `task.model_input`, `task.predict_one`, one JSON record each (`task.record`; unreadable files
+    get {"file", "error"}), and with `save_dir` the task's drawings (`<n>_<stem><suffix>.png`, or
+    captioned tiles in one predictions.png) and result files."""
     import json
 
     from cnnkit.data.decode import BadImage, read_image
@@ -74,20 +68,24 @@ def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: lis
     device = next(model.parameters()).device
     model.eval()
     records, tiles = [], []
-    for n, path in enumerate(paths, start=1):
-        try:
-            img = read_image(str(path), pre["channels"])
-        except BadImage as e:
-            records.append({"file": str(path), "error": e.reason})
-            continue
+    for n, item in enumerate(paths, start=1):
+        if isinstance(item, InMemory):
+            name, stem, img = f"<image {item.label}>", f"image_{item.label}", item.image
+        else:
+            name, stem = str(item), Path(item).stem
+            try:
+                img = read_image(name, pre["channels"])
+            except BadImage as e:
+                records.append({"file": name, "error": e.reason})
+                continue
         pred = task.predict_one(model, task.model_input([img], pre).to(device), img, **options)
-        record = {"file": str(path), **task.record(pred, img, meta, n, **options)}
+        record = {"file": name, **task.record(pred, img, meta, n, **options)}
         if save_dir is not None:
-            for d in task.draw(img, pred, meta, Path(path).name, **options):
+            for d in task.draw(img, pred, meta, Path(name).name, **options):
                 if d.caption is not None:
                     tiles.append((d.image, d.caption))
                 else:
-                    record[d.key] = str(save_png(d.image, Path(save_dir) / f"{n:04d}_{Path(path).stem}{d.suffix}.png"))
+                    record[d.key] = str(save_png(d.image, Path(save_dir) / f"{n:04d}_{stem}{d.suffix}.png"))
         records.append(record)
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
@@ -98,39 +96,3 @@ def predict_files(task, model: torch.nn.Module, meta: dict[str, Any], paths: lis
 
             image_grid([t for t, _ in tiles], [c for _, c in tiles], Path(save_dir) / "predictions.png")
     return records
-
-
-def expand_inputs(items) -> list[str]:
-    """Files, folders (their images, sorted) and globs -> a flat list of files."""
-    from cnnkit.data.decode import data_files, glob_data_files  # the one rule of which files are data
-
-    out: list[str] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            out += sorted(str(f) for f in data_files(p))
-        elif p.exists():
-            out.append(str(p))
-        else:
-            matches = glob_data_files(str(item))
-            if not matches:
-                raise CnnkitError(f"Input {item} matches no file.")
-            out += matches
-    if not out:
-        raise CnnkitError("No input images were found in " + ", ".join(map(str, items)) + ".")
-    return out
-
-
-def _write_png(img, path: Path) -> str:
-    from PIL import Image
-
-    if isinstance(img, torch.Tensor):
-        arr = img.detach().cpu()
-        if arr.dtype != torch.uint8:
-            arr = (arr.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        arr = arr.permute(1, 2, 0).numpy() if arr.ndim == 3 else arr.numpy()
-        img = arr
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
-    img.save(path)
-    return str(path)

@@ -42,7 +42,9 @@ def load_subject(model_or_path: Any, sample: torch.Tensor | None = None, **optio
 
 def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam", target: Any = None,
             layer: str | None = None, **options: Any) -> list[Explanation]:
-    """Explain `images` (paths, uint8/float C x H x W tensors, or an N x C x H x W batch).
+    """Explain `images`: what `predict` accepts (`cnnkit.engine.inputs`): file paths, folders, globs,
+    PIL images, numpy H x W [x C] arrays (channels last), torch C x H x W tensors or N x C x H x W
+    batches (channels first), uint8 or floats in [0, 1]; anything else is a `CnnkitError`.
 
     method: one name or a comma list of gradcam, gradcam++, saliency, smoothgrad, guided-backprop,
     guided-gradcam, ig, occlusion, featuremaps, filters. target: class name/index, detection box

@@ -174,41 +174,17 @@ def read_images(paths: list[str], channels: int | None) -> list[tuple[str, torch
 
 
 def as_images(images: Any, channels: int | None) -> list[tuple[str, torch.Tensor]]:
-    """Paths, a C x H x W / N x C x H x W tensor, or a list of either -> [(name, image)], each with
-    `channels` channels (None: as they are). Files are decoded to that count by the project's
-    reader, as `cnnkit explain` does; uint8 tensors are converted the same way (through PNG bytes)."""
-    if isinstance(images, (str, Path)):
-        images = [images]
-    if isinstance(images, torch.Tensor):
-        images = list(images) if images.dim() == 4 else [images]
+    """What `predict` accepts (`cnnkit.engine.inputs`: paths, folders, globs, PIL images, numpy H x W [x C]
+    arrays, torch C x H x W tensors or N x C x H x W batches, uint8 or floats in [0, 1]) -> [(name, uint8
+    C x H x W image)] with `channels` channels (None: as given), named by file path or position in
+    `images`. Files are decoded by the project's reader, as `cnnkit explain` does; a missing or
+    unreadable file, or an item of another kind, is a one-sentence `CnnkitError`."""
+    from cnnkit.engine.inputs import InMemory, collect_inputs
+
     out: list[tuple[str, torch.Tensor]] = []
-    for i, item in enumerate(images):
-        if isinstance(item, (str, Path)):
-            out += read_images([str(item)], channels)
-        elif isinstance(item, torch.Tensor) and item.dim() in (2, 3):
-            out.append((str(i), _with_channels(item if item.dim() == 3 else item[None], channels, i)))
+    for item in collect_inputs(images, channels):
+        if isinstance(item, InMemory):
+            out.append((item.label, item.image))
         else:
-            raise CnnkitError(f"Image {i} is neither a file path nor a C x H x W tensor.")
-    if not out:
-        raise CnnkitError("No images to explain: give at least one image file.")
+            out += read_images([item], channels)
     return out
-
-
-def _with_channels(image: torch.Tensor, channels: int | None, index: int) -> torch.Tensor:
-    """A C x H x W tensor with `channels` channels: gray <-> RGB as `read_image` converts files."""
-    if channels is None or image.shape[0] == channels:
-        return image
-    if image.dtype != torch.uint8 or image.shape[0] not in (1, 3):
-        raise CnnkitError(f"Image {index} has {image.shape[0]} channels and the model takes {channels}: "
-                          "give a uint8 gray or RGB tensor (it is converted) or one with the model's channels.")
-    import io
-
-    from PIL import Image
-
-    from cnnkit.data.decode import read_image
-
-    arr = image.detach().cpu()
-    buf = io.BytesIO()
-    Image.fromarray(arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()).save(buf, "PNG")
-    buf.seek(0)
-    return read_image(buf, channels)
