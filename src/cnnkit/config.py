@@ -63,8 +63,9 @@ class DataConfig:
     canvas_size: int = option(96, "side of the generated *-detect / *-seg canvases", bounds="[1, inf)", flag=True)
     class_weights: str | None = option(None, "weight the loss by inverse class frequency (auto); off when unset",
                                        choices=("none", "auto"), flag=True)
-    mask_255: str = option("auto", "how mask value 255 is read: auto = class 1 when the masks hold only 0 and 255 "
-                           "(binary masks), else ignore; class = class 1; ignore = never a class (VOC's void)",
+    mask_255: str = option("auto", "how the foreground value of binary masks (0/255, 0/128, ..) is read: auto = "
+                           "class 1 when the masks hold only 0 and that value, else as stored; class = class 1; "
+                           "ignore = as stored (255 = ignore, VOC's void)",
                            choices=("auto", "class", "ignore"))
 
 

@@ -91,3 +91,18 @@ def test_loader_takes_the_epoch_order(monkeypatch):
                     PRE, 4, train=True, seed=seed)
     seg.set_epoch(epoch)
     assert [int(m[0, 0]) for _, masks in seg for m in masks] == want and len(seg) == 2
+
+
+def test_a_file_split_reads_a_binary_0_128_mask_through_its_remap(tmp_path):
+    from PIL import Image
+
+    from cnnkit.data.segmentation import SegFileSplit
+
+    raw = torch.zeros(6, 5, dtype=torch.uint8)
+    raw[1:4, 2:4] = 128
+    Image.fromarray(raw.numpy(), mode="L").save(tmp_path / "m.png")
+    split = SegFileSplit([str(tmp_path / "i.png")], [str(tmp_path / "m.png")], remap={128: 1})
+    assert torch.equal(split.mask(0), (raw == 128).to(torch.uint8))  # the loader hands the model class 1
+    assert mask_problem(torch.zeros(3, 6, 5), split.mask(0), 2) is None
+    stored = mask_problem(torch.zeros(3, 6, 5), raw, 2)
+    assert stored == "mask has values 128 outside the 2 classes (0..1, 255 = ignore)"

@@ -2,7 +2,7 @@
 
 A sample is an image (uint8 C x H x W) and a mask (uint8 H x W) whose value is the class
 index of each pixel; 255 means "ignore" (VOC's void border), never a class — unless the
-reader found binary 0/255 masks and read 255 as class 1 (`SegFileSplit.remap`, decided by
+reader found binary 0/255 (0/128, ..) masks and read that value as class 1 (`SegFileSplit.remap`, decided by
 `formats/mask_folder.mask_reading` from `data.mask_255`). Splits come
 in two forms, like classification's: `SegSplit` holds tensors in memory (the generated
 digits-seg canvases), `SegFileSplit` holds paths decoded by DataLoader workers (folders,

@@ -227,3 +227,72 @@ def test_hidden_and_tool_files_beside_masks_are_not_data(tmp_path):
     (root / "images" / ".ipynb_checkpoints").mkdir()
     got = load(root)
     assert got.info.bad_files == [] and len(got.train) + len(got.val) + len(got.test) == 6
+
+
+def recoded_set(root, fn, n=24):
+    """binary_set with each mask i rewritten as fn(i, mask) (uint8 H x W 0/255 -> any values)."""
+    binary_set(root, n)
+    for i, p in enumerate(sorted((root / "masks").glob("*.png"))):
+        Image.fromarray(fn(i, np.array(Image.open(p))).astype(np.uint8), mode="L").save(p)
+    return root
+
+
+@pytest.mark.parametrize("v", [128, 254])
+def test_binary_masks_with_any_foreground_value_read_it_as_class_1_with_a_note(tmp_path, v):
+    root = recoded_set(tmp_path / f"m{v}", lambda i, m: np.where(m == 255, v, 0))
+    got = load(root)
+    assert got.info.classes == ["background", "1"] and got.train.remap == {v: 1}
+    assert got.info.extra["notes"]["mask_255"] == (
+        f"{root}: masks hold only 0 and {v}: {v} read as class 1 (set data.mask_255=ignore to keep {v} as "
+        f"class {v}; all 24 masks read)")
+    raw = read_mask(got.train.mask_paths[0])
+    assert torch.equal(got.train.mask(0), (raw == v).to(torch.uint8))
+
+
+def test_a_binary_value_that_classes_txt_names_stays_that_class(tmp_path):
+    root = recoded_set(tmp_path / "m2", lambda i, m: np.where(m == 255, 2, 0))
+    (root / "classes.txt").write_text("background\nroad\ncar\n")
+    got = load(root)
+    assert got.info.classes == ["background", "road", "car"] and got.train.remap is None
+
+
+def test_jpeg_blurred_masks_stop_naming_the_folder_values_and_fix(tmp_path):
+    from cnnkit.errors import CnnkitError
+
+    def blur(i, m):  # +-3 noise on the object, as a JPEG round trip leaves 0/255 masks
+        noise = np.random.default_rng(i).integers(-3, 4, m.shape) * (m > 0)
+        return np.clip(m.astype(int) + noise, 0, 255)
+
+    root = recoded_set(tmp_path / "jpeg_like", blur)
+    with pytest.raises(CnnkitError, match=r"^the masks in .*jpeg_like hold the values 0, 252, 253, 254, 255, which "
+                                          r"are not class indices .*: save the masks as lossless PNGs whose values "
+                                          r"are the class indices"):
+        load(root)
+    (root / "classes.txt").write_text("background\nobject\n")
+    with pytest.raises(CnnkitError, match=r"^24 of 24 masks in .*jpeg_like hold values outside the 2 classes "
+                                          r"\(0..1, 255 = ignore\) — values found: 0, 252, 253, 254, 255: save"):
+        load(root)
+
+
+def test_mostly_0_255_masks_with_some_0_1_stop_naming_the_counts_and_the_opt_in(tmp_path):
+    from cnnkit.errors import CnnkitError
+
+    root = recoded_set(tmp_path / "mixed", lambda i, m: np.where(m == 255, 1, 0) if i == 0 else m)
+    with pytest.raises(CnnkitError) as e:
+        load(root)
+    assert str(e.value) == (f"23 of 24 masks in {root} hold only 0 and 255 (read as ignore, as the other 1 hold "
+                            "0, 1): set data.mask_255=class to read 255 as class 1, or data.mask_255=ignore to keep "
+                            "it as ignore.")
+    fixed = load(root, mask_255="class")  # the opt-in, as printed: every object is class 1
+    assert fixed.info.classes == ["background", "1"] and fixed.train.remap == {255: 1}
+
+
+def test_voc_style_border_masks_keep_255_as_ignore_without_a_stop(tmp_path):
+    from scipy import ndimage
+
+    def border(i, m):  # 0 background, 1 object, 255 a one-pixel ring around it
+        inner = ndimage.binary_erosion(m == 255)
+        return np.where(inner, 1, np.where(m == 255, 255, 0))
+
+    got = load(recoded_set(tmp_path / "border", border))
+    assert got.info.classes == ["background", "1"] and got.train.remap is None and "notes" not in got.info.extra

@@ -134,3 +134,33 @@ def test_binary_masks_kept_as_ignore_are_faults_and_strict_exits_non_zero(tmp_pa
     assert stop.startswith("stops training: The train split of") and "data.mask_255=class" in stop
     assert main(["data", "inspect", str(root), "--strict", "--set", "data.mask_255=ignore"]) == 1
     assert main(["data", "inspect", str(root), "--strict"]) == 0  # auto: 255 is class 1, nothing wrong
+
+
+def test_mixed_0_255_and_0_1_masks_are_named_with_the_counts_and_the_opt_in(tmp_path):
+    root = binary_folder(tmp_path / "mixed")
+    one = np.array(Image.open(root / "masks" / "0.png"))
+    Image.fromarray(np.where(one == 255, 1, 0).astype(np.uint8), mode="L").save(root / "masks" / "0.png")
+    report = inspect(str(root))
+    stop = next(i["problem"] for i in report.issues if i["kind"] == "unusable")
+    assert stop == (f"stops training: 11 of 12 masks in {root} hold only 0 and 255 (read as ignore, as the other 1 "
+                    "hold 0, 1): set data.mask_255=class to read 255 as class 1, or data.mask_255=ignore to keep it "
+                    "as ignore.")
+    assert report.counts["pixels_per_class"] == {"background": 12 * 85, "1": 15}  # checked as stored
+    fixed = inspect(str(root), Config.from_dict({"data": {"mask_255": "class"}}))
+    assert fixed.issues == [] and fixed.counts["pixels_per_class"] == {"background": 12 * 85, "1": 12 * 15}
+
+
+def test_0_128_masks_are_inspected_as_class_1_and_blurred_levels_as_a_stop(tmp_path):
+    root = binary_folder(tmp_path / "m128")
+    for p in (root / "masks").iterdir():
+        m = np.array(Image.open(p))
+        Image.fromarray(np.where(m == 255, 128, 0).astype(np.uint8), mode="L").save(p)
+    report = inspect(str(root))
+    assert report.issues == [] and report.counts["pixels_per_class"] == {"background": 12 * 85, "1": 12 * 15}
+    assert report.counts["notes"]["mask_255"].startswith(f"{root}: masks hold only 0 and 128: 128 read as class 1")
+    m = np.array(Image.open(root / "masks" / "0.png"))
+    m[2, 2:4] = 127, 129  # a lossy save's neighbours of the level
+    Image.fromarray(m, mode="L").save(root / "masks" / "0.png")
+    stop = next(i["problem"] for i in inspect(str(root)).issues if i["kind"] == "unusable")
+    assert stop.startswith(f"stops training: the masks in {root} hold the values 0, 127, 128, 129, which are not "
+                           "class indices (a 130-class model would leave 126 classes without a pixel;")

@@ -13,9 +13,12 @@ largest value found. Images without a mask, masks without an image and pairs who
 sizes differ are skipped and listed in `info.bad_files` (never dropped silently).
 Val/test subsets that are missing are carved out of train with `data.split_seed`.
 
-Binary masks saved as 0/255 (what most drawing tools and tutorials write) would leave no
-pixel in any class, so `mask_reading` looks at the values: when the masks read hold only 0
-and 255, 255 is read as class 1, with a note (`data.mask_255`: auto | class | ignore).
+Binary masks saved as 0/255 (what most drawing tools and tutorials write; 0/128 and 0/254
+too) would leave no pixel in any class, or make a 129-class model, so `mask_reading` looks at
+the values: when the masks read hold only 0 and one value v > 1 that is not a class index, v
+is read as class 1, with a note (`data.mask_255`: auto | class | ignore). Values that cannot
+be class indices (JPEG-blurred levels, most masks 0/255 but some 0/1) stop the run with one
+sentence (`values_problem`) instead of building a model from arbitrary pixel values.
 The values come from every mask, or from `SCAN_LIMIT` evenly spaced ones in a larger set
 (the note says which); a mask outside that sample with other values fails `mask_problem`
 at load time and is skipped as a bad file, as any mask with values outside the classes is.
@@ -106,32 +109,92 @@ def value_histograms(splits: dict[str, SegFileSplit], limit: int = SCAN_LIMIT) -
 
 
 def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] | None, mode: str,
-                 source: str, default: list[str] | None = None) -> tuple[list[str], dict[int, int] | None, str | None]:
+                 source: str, default: list[str] | None = None,
+                 check: bool = True) -> tuple[list[str], dict[int, int] | None, str | None]:
     """(classes, remap, note) for a set whose masks read gave `hists` (of `total` masks).
 
-    mode is `data.mask_255`: "auto" reads 255 as class 1 when the masks read hold only 0 and 255
-    (and says so in `note`), "class" always does, "ignore" never does. Classes: `classes` (a
-    classes.txt) when given, else `default` (VOC's names) for masks that are not binary, else
-    "background", "1", .. up to the largest class value. Raises CnnkitError for "class" on masks
-    that hold other values too.
+    mode is `data.mask_255`: "auto" reads v as class 1 when the masks read hold only 0 and one
+    value v > 1 that is not a class index (0/255, 0/128, 0/254 ...; says so in `note`), "class"
+    always does (v = 255 unless the masks hold only 0 and v, so 0/1 and 0/255 masks mix), "ignore" never
+    remaps (values are class indices, 255 is ignore). Classes: `classes` (a classes.txt) when
+    given, else `default` (VOC's names) for masks that are not binary, else "background", "1",
+    .. up to the largest class value. Raises CnnkitError (one sentence; only with `check`) for
+    "class" on masks that hold other values too, and for masks whose values are not class
+    indices (`values_problem`): blurred by lossy saving, or mixed binary conventions.
     """
     pixels = sum(hists.values(), torch.zeros(256, dtype=torch.int64))
     values = set(torch.nonzero(pixels).flatten().tolist())
-    binary = IGNORE_INDEX in values and values <= {0, IGNORE_INDEX}
-    remap = {IGNORE_INDEX: 1} if mode == "class" or (mode == "auto" and binary) else None
-    if mode == "class" and values - {0, 1, IGNORE_INDEX}:
-        shown = ", ".join(str(v) for v in sorted(values - {0, 1, IGNORE_INDEX})[:5])
-        raise CnnkitError(f"data.mask_255=class reads 255 as class 1 of binary masks, but the masks in {source} "
-                          f"also hold the values {shown}: set data.mask_255=auto (or ignore) for these masks.")
+    known = classes or default
+    remap = None
+    if mode == "class":
+        v = max(values) if len(values) == 2 and 0 in values and max(values) > 1 else IGNORE_INDEX
+        if values - {0, 1, v} and check:
+            shown = ", ".join(str(x) for x in sorted(values - {0, 1, v})[:5])
+            raise CnnkitError(f"data.mask_255=class reads {v} as class 1 of binary masks, but the masks in {source} "
+                              f"also hold the values {shown}: set data.mask_255=auto (or ignore) for these masks.")
+        remap = {v: 1}
+    elif mode == "auto" and len(values) == 2 and 0 in values:
+        v = max(values)
+        if v > 1 and (v == IGNORE_INDEX or not known or v >= len(known)):
+            remap = {v: 1}  # a binary mask saved with a visible foreground value, not a class index
+    problem = None if remap else values_problem(hists, values, known, mode, source)
+    if problem and check:
+        raise CnnkitError(problem)
     note = None
     if remap and mode == "auto":
+        (v,) = remap
         read = f"all {total} masks read" if len(hists) >= total else f"{len(hists)} of {total} masks read"
-        note = (f"{source}: masks hold only 0 and 255: 255 read as class 1 "
-                f"(set data.mask_255=ignore to keep 255 as ignore; {read})")
+        kept = "ignore" if v == IGNORE_INDEX else f"class {v}"
+        note = (f"{source}: masks hold only 0 and {v}: {v} read as class 1 "
+                f"(set data.mask_255=ignore to keep {v} as {kept}; {read})")
     if classes is None:
         top = max(torch.nonzero(remap_counts(pixels, remap)[:IGNORE_INDEX]).flatten().tolist(), default=0)
         classes = default if default and not remap else ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
     return classes, remap, note
+
+
+def values_problem(hists: dict[str, torch.Tensor], values: set[int], known: list[str] | None, mode: str,
+                   source: str) -> str | None:
+    """Why raw mask values (no remap) cannot be class indices, as one sentence, or None.
+
+    - mixed conventions ("auto" only): most masks hold only 0 and one value v > 1, the others 0 and
+      1, so v would be read as its raw value (255 = ignore) in all of them;
+    - values outside the classes of `known` in more than half of the masks read (a stray value
+      in a few masks is left to `mask_problem`, which skips those masks as bad files);
+    - without `known`: a largest value of 16 or more with fewer than a quarter of the classes it
+      implies present, e.g. JPEG-blurred 0/255 masks (0, 252..255) or 0/128/255 levels — a model
+      whose class count comes from an arbitrary pixel value.
+    """
+    read = len(hists)
+    per_mask = [set(torch.nonzero(h).flatten().tolist()) for h in hists.values()]
+    if mode == "auto":
+        pairs = [max(s) for s in per_mask if len(s) == 2 and 0 in s and max(s) > 1]
+        for v in sorted(set(pairs)):
+            rest = set().union(*(s for s in per_mask if not (len(s) == 2 and 0 in s and max(s) == v)))
+            if (2 * pairs.count(v) > read and rest <= {0, 1, v}
+                    and (v == IGNORE_INDEX or not known or v >= len(known))):
+                as_ = "ignore" if v == IGNORE_INDEX else f"class {v}"
+                fix = (f"set data.mask_255=class to read {v} as class 1, or data.mask_255=ignore to keep it as {as_}"
+                       if v == IGNORE_INDEX else f"save every mask with the same values (0 and {v}, or 0 and 1)")
+                return (f"{pairs.count(v)} of {read} masks in {source} hold only 0 and {v} (read as {as_}, as the "
+                        f"other {read - pairs.count(v)} hold {', '.join(map(str, sorted(rest)))}): {fix}.")
+    shown = ", ".join(str(v) for v in sorted(values)[:8]) + (", ..." if len(values) > 8 else "")
+    fix = "save the masks as lossless PNGs whose values are the class indices (0 = background, 1, 2, ..)"
+    if known:
+        stray = {v for v in values if len(known) <= v != IGNORE_INDEX}
+        holding = sum(1 for s in per_mask if s & stray)
+        if stray and 2 * holding > read:
+            return (f"{holding} of {read} masks in {source} hold values outside the {len(known)} classes "
+                    f"(0..{len(known) - 1}, 255 = ignore) — values found: {shown}: {fix}, or list every class "
+                    f"in classes.txt.")
+        return None
+    indices = values - {IGNORE_INDEX}
+    top = max(indices, default=0)
+    if top >= 16 and 4 * len(indices) < top + 1:
+        return (f"the masks in {source} hold the values {shown}, which are not class indices (a {top + 1}-class "
+                f"model would leave {top + 1 - len(indices)} classes without a pixel; lossy JPEG saving blurs "
+                f"0/255 masks like this): {fix}, or list the classes in classes.txt.")
+    return None
 
 
 def header_check(split: SegFileSplit) -> tuple[SegFileSplit, list[BadFile], list[tuple[int, int, int]]]:

@@ -5,7 +5,7 @@
     ROOT/ImageSets/Segmentation/{train,val,test}.txt   ids per subset (optional: without them
                                               every mask is one pool, carved by data.split_seed)
     ROOT/classes.txt (optional)               class names; VOC's 21 names otherwise ("background",
-                                              "1" for binary 0/255 masks: see mask_folder.mask_reading)
+                                              "1" for binary 0/255, 0/128.. masks: see mask_folder.mask_reading)
 
 A VOC root may also hold detection boxes (Annotations/). This reader claims the folder
 ahead of the detection VOC reader when SegmentationClass/ exists, and hands it back to

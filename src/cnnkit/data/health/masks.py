@@ -12,8 +12,10 @@ against its file, with a kind that `HealthReport.by_kind` counts:
 - `empty-mask`:     no pixel of any foreground class (only background and/or ignore).
 Counts give images per subset, pixels and images per class, so imbalance shows too.
 Classes and the reading of 255 come from `mask_folder.mask_reading`, as when the set is
-loaded for training, so binary 0/255 masks are checked with 255 as class 1 and the report
-carries the same note (`counts["notes"]`).
+loaded for training, so binary 0/255 (0/128, ..) masks are checked with that value as class 1
+and the report carries the same note (`counts["notes"]`). Values that stop loading (blurred
+levels, mixed 0/255 and 0/1 masks) do not stop the report: the masks are checked as stored and
+`commands.inspect` adds the stop sentence as an "unusable" fault.
 """
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ def _files_report(root: Path, source: str, found: dict, bad: list[BadFile], cfg:
     hists = mask_folder.value_histograms(found)
     total = sum(len(s) for s in found.values())
     classes, remap, note = mask_folder.mask_reading(hists, total, mask_folder.read_classes(root),
-                                                    cfg.data.mask_255, source, default)
+                                                    cfg.data.mask_255, source, default, check=False)
     return _report(source, found, bad, classes, None, remap, note)
 
 
