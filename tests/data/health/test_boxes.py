@@ -58,7 +58,9 @@ def test_every_fault_of_a_broken_coco_set_is_flagged(tmp_path):
                      ("box_outside", "instances_train.json"), ("unknown_image", "instances_train.json")]:
         assert expected in files, expected
     assert any("ok.png" in i["problem"] and "99" in i["problem"] for i in report.issues if i["kind"] == "unknown_class")
-    assert report.counts["images"] == 7 and report.counts["per_class"] == {"thing": 7}
+    # the counts are what training uses: only nolabels.png (a background sample) survives
+    assert (report.counts["images"], report.counts["boxes"], report.counts["left_out_images"]) == (1, 0, 6)
+    assert report.counts["per_class"] == {"thing": 0}
     assert report.to_dict()["issue_counts"] == kinds
 
 
@@ -124,6 +126,21 @@ def test_duplicate_rows_clipped_boxes_and_beside_labels_in_the_report(tmp_path):
     assert dup["file"].endswith("p.txt") and "box 2 repeats box 1" in dup["problem"]
     assert report.counts["clipped_boxes"] == 1 and report.counts["duplicate_boxes"] == 1
     assert "1 boxes clipped to the image border" in report.counts["notes"]["boxes:clipped"]
+    # 4 boxes written, the copy is dropped on load: the counts say what training uses, as build_data does
+    assert (report.counts["boxes"], report.counts["per_class"]) == (3, {"a": 1, "b": 2})
+    cfg = Config()
+    cfg.data.name = str(root)
+    cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+    assert sum(len(b) for b in build_data(cfg).train.boxes) == 3
+
+
+def test_counts_leave_out_an_image_loading_leaves_out(tmp_path):
+    root = voc_set(tmp_path / "v", {"a": ["cat", "dog"], "b": ["cat"], "c": ["dog"]})
+    (root / "JPEGImages/b.jpg").unlink()
+    report = inspect(str(root))
+    assert report.by_kind() == {"missing_image": 1}
+    assert {k: report.counts[k] for k in ("images", "boxes", "left_out_images", "per_class")} == \
+        {"images": 2, "boxes": 3, "left_out_images": 1, "per_class": {"cat": 1, "dog": 2}}
 
 
 def test_no_box_at_all_is_a_fault_and_names_where_labels_were_looked_for(tmp_path):

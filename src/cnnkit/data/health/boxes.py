@@ -9,6 +9,8 @@ case (`class_name_case`) and what the reader worked around — and images withou
 the border are clipped when loading, so they are counted (`clipped_boxes`), not listed;
 how the files were read (label files beside the images, ...) is in `counts["notes"]`
 (keyed as the loaded bundle's `info.extra["notes"]`, which `cnnkit data inspect` merges in).
+The counts (images, boxes, splits, per_class) are what training uses: images loading leaves
+out (`left_out_images`) and dropped duplicate boxes (`duplicate_boxes`) are not in them.
 Built-in sets are checked in memory by the "detect" inspector. A class with boxes in val/test
 but none in train is `health.coverage`'s `class-not-in-train` (added by `cnnkit data inspect`
 for every format), so it is not listed here a second time.
@@ -34,29 +36,32 @@ def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
         report.add(kind, file, problem)
     for clash in case_clashes(scan.classes):
         report.add("class_name_case", source, clash)
-    per_split: dict[str, Counter] = {}
-    n_images = n_boxes = clipped = duplicates = 0
+    per_class: Counter = Counter()
+    n_images = n_boxes = listed_boxes = clipped = duplicates = left_out = 0
     splits: dict[str, int] = {}
     background: list[str] = []
     for c in walk(scan, decode=True, files=files):
-        splits[c.split] = splits.get(c.split, 0) + 1
-        n_images += 1
-        n_boxes += len(c.rec.boxes)
-        clipped += len(c.clipped)
-        duplicates += len(c.duplicates)
-        per_split.setdefault(c.split, Counter()).update(scan.classes[lab] for lab in c.rec.labels
-                                                        if 0 <= lab < len(scan.classes))
+        listed_boxes += len(c.rec.boxes)
         if _report_image(report, c):
             background.append(c.rec.file)
-    per_class = sum(per_split.values(), Counter())
-    if n_images and not n_boxes:  # one fault for the set, not a background sample per image
+        if c.fault or c.bad_boxes:  # loading leaves the image out whole: the counts are what training uses
+            left_out += 1
+            continue
+        splits[c.split] = splits.get(c.split, 0) + 1
+        n_images += 1
+        n_boxes += len(c.rec.boxes) - len(c.duplicates)
+        clipped += len(c.clipped)
+        duplicates += len(c.duplicates)
+        per_class.update(scan.classes[lab] for j, lab in enumerate(c.rec.labels)
+                         if 0 <= lab < len(scan.classes) and j not in c.duplicates)
+    if (n_images or left_out) and not listed_boxes:  # one fault for the set, not a background sample per image
         report.add("no_boxes", source, f"no image has a box ({scan.labels_hint or 'no annotation was found'})")
     else:
         for file in background:
             report.add("no_labels", file, "image has no boxes (used as a background sample)")
     notes = {**scan.notes, **({"boxes:clipped": clip_note(clipped)} if clipped else {})}
     report.counts = {"images": n_images, "boxes": n_boxes, "classes": len(scan.classes), "splits": splits,
-                     "per_class": {c: per_class.get(c, 0) for c in scan.classes},
+                     "per_class": {c: per_class.get(c, 0) for c in scan.classes}, "left_out_images": left_out,
                      "clipped_boxes": clipped, "duplicate_boxes": duplicates}
     if notes:
         report.counts["notes"] = notes
