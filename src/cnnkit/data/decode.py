@@ -119,7 +119,7 @@ def read_image(path: str | Path | BinaryIO, channels: int | None = None) -> torc
             img = ImageOps.exif_transpose(img)
         except Exception:  # noqa: BLE001 - a malformed EXIF block should not cost a decodable image
             pass
-        arr = _to_uint8(img, channels)
+        arr = pil_to_uint8(img, channels)
     t = torch.from_numpy(arr)
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
@@ -183,8 +183,9 @@ def _looks_like_image(path: str | Path) -> bool:
     return head.startswith(_SIGNATURES)
 
 
-def _to_uint8(img: Image.Image, channels: int | None) -> np.ndarray:
-    """H x W (gray) or H x W x 3 (RGB) uint8 array for any Pillow mode."""
+def pil_to_uint8(img: Image.Image, channels: int | None) -> np.ndarray:
+    """H x W (gray) or H x W x 3 (RGB) uint8 array for any Pillow mode (16-bit scaled, alpha on white, CMYK
+    converted); `channels` 1 or 3 forces gray or RGB. Used by the file reader and for in-memory PIL images."""
     mode = img.mode
     gray = mode in GRAY_MODES
     if mode in ("I", "F") or mode.startswith("I;16"):

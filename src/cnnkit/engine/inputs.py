@@ -117,9 +117,9 @@ def to_image(item: Any, channels: int | None, label: str = "0") -> torch.Tensor:
 def _from_pil(image, channels: int | None) -> torch.Tensor:
     # The conversion `read_image` applies to a decoded file (the module's one rule for modes and channels);
     # a public name for it belongs in data/decode.py.
-    from cnnkit.data.decode import _to_uint8
+    from cnnkit.data.decode import pil_to_uint8
 
-    t = torch.from_numpy(_to_uint8(image, channels))
+    t = torch.from_numpy(pil_to_uint8(image, channels))
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
