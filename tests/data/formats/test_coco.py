@@ -295,14 +295,17 @@ def test_coco_malformed_cases(tmp_path):
     root = hostile_coco(tmp_path / "bbox", _set("annotations", "bbox", [None, 3, 10, 8]))
     (issue,) = inspect(str(root)).issues
     assert issue["kind"] == "bad_annotation" and issue["file"] == str(root / "ann.json")
-    assert issue["problem"] == "a.png: annotation 1 has bbox [null, 3, 10, 8] (expected 4 numbers [x, y, w, h])"
+    assert issue["problem"] == "a.png: annotation 1 has bbox [null, 3, 10, 8] where 4 numbers [x, y, w, h] are expected"
     cfg.data.name = str(root)
     with pytest.raises(CnnkitError, match=r"1 of 3 files .* `--set data.max_bad=1`"):
         build_data(cfg)
     cfg.data.max_bad = 1
     b = build_data(cfg)
     assert sorted(b.train.names) == ["b.png", "c.png"]  # a.png is left out whole, not kept without its box
-    assert "annotation 1 has bbox" in b.info.bad_files[0].reason
+    assert b.info.bad_files[0].reason.endswith("has bbox [null, 3, 10, 8] where 4 numbers [x, y, w, h] are expected")
+    with pytest.raises(CnnkitError, match=r"are expected\); fix or remove them"):  # one closing bracket, not "]))"
+        cfg.data.max_bad = 0
+        build_data(cfg)
 
     root = hostile_coco(tmp_path / "noid", _set("categories", "id", MISSING))
     cfg.data.name = str(root)

@@ -171,10 +171,10 @@ def _js(v) -> str:
 def _bbox(v) -> tuple[list[float] | None, str | None]:
     """xyxy from a COCO [x, y, w, h], or (None, why not)."""
     if not isinstance(v, list) or len(v) != 4:
-        return None, f"has bbox {_js(v)} (expected [x, y, w, h])"
+        return None, f"has bbox {_js(v)} where [x, y, w, h] is expected"
     nums = [_coord(x) for x in v]
     if any(x is None for x in nums):
-        return None, f"has bbox {_js(v)} (expected 4 numbers [x, y, w, h])"
+        return None, f"has bbox {_js(v)} where 4 numbers [x, y, w, h] are expected"
     x, y, w, h = nums
     return [x, y, x + w, y + h], None
 
@@ -202,14 +202,14 @@ def _segmentation(v) -> tuple[Any, str | None]:
               and (isinstance(counts, str) or (isinstance(counts, list) and all(_int_id(x) is not None
                                                                                  for x in counts))))
         return (v, None) if ok else (None, "has an RLE segmentation without a [h, w] size and counts")
-    return None, f"has segmentation {_js(v)} (expected polygons or RLE)"
+    return None, f"has segmentation {_js(v)} where polygons or RLE are expected"
 
 
 def _iscrowd(v) -> tuple[int | None, str | None]:
     if v is None:
         return 0, "null"
     if not isinstance(v, (bool, int, float, str)) or str(v).strip() not in ("0", "1", "0.0", "1.0", "False", "True"):
-        return None, f"has iscrowd {_js(v)} (expected 0 or 1)"
+        return None, f"has iscrowd {_js(v)} where 0 or 1 is expected"
     return int(str(v).strip() in ("1", "1.0", "True")), None
 
 
