@@ -243,8 +243,8 @@ def test_binary_masks_with_any_foreground_value_read_it_as_class_1_with_a_note(t
     got = load(root)
     assert got.info.classes == ["background", "1"] and got.train.remap == {v: 1}
     assert got.info.extra["notes"]["mask_255"] == (
-        f"{root}: masks hold only 0 and {v}: {v} read as class 1 (set data.mask_255=ignore to keep {v} as "
-        f"class {v}; all 24 masks read)")
+        f"{root}: masks hold only 0 and {v}: {v} read as class 1 (if {v} is a class index, list the classes in "
+        "classes.txt; all 24 masks read)")
     raw = read_mask(got.train.mask_paths[0])
     assert torch.equal(got.train.mask(0), (raw == v).to(torch.uint8))
 

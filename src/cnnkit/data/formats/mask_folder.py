@@ -144,9 +144,9 @@ def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] 
     if remap and mode == "auto":
         (v,) = remap
         read = f"all {total} masks read" if len(hists) >= total else f"{len(hists)} of {total} masks read"
-        kept = "ignore" if v == IGNORE_INDEX else f"class {v}"
-        note = (f"{source}: masks hold only 0 and {v}: {v} read as class 1 "
-                f"(set data.mask_255=ignore to keep {v} as {kept}; {read})")
+        keep = ("set data.mask_255=ignore to keep 255 as ignore" if v == IGNORE_INDEX
+                else f"if {v} is a class index, list the classes in classes.txt")
+        note = f"{source}: masks hold only 0 and {v}: {v} read as class 1 ({keep}; {read})"
     if classes is None:
         top = max(torch.nonzero(remap_counts(pixels, remap)[:IGNORE_INDEX]).flatten().tolist(), default=0)
         classes = default if default and not remap else ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
