@@ -11,6 +11,7 @@ from cnnkit.data.commands import inspect
 from cnnkit.data.formats.voc import VOC_CLASSES
 from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
+from cnnkit.errors import CnnkitError
 
 XML = """<annotation><folder>VOC2012</folder><filename>{name}</filename>
 <size><width>60</width><height>40</height><depth>3</depth></size>
@@ -136,3 +137,16 @@ def test_size_zero_nan_or_negative_uses_the_image_header(tmp_path):
         xml.write_text(xml.read_text().replace("<width>60</width>", f"<width>{size}</width>"))
     assert set(inspect(str(root)).by_kind()) == {"class-without-examples"}  # no size fault (the person is difficult)
     assert read(root, test_fraction=0.0).train.sizes == [(40, 60), (40, 60)]
+
+
+def test_an_imagesets_id_without_its_xml_is_one_sentence(tmp_path):
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "ImageSets/Main/train.txt").write_text("2008_000001\n2008_000002\nimg999\n")
+    xml, listing = root / "Annotations/img999.xml", root / "ImageSets/Main/train.txt"
+    sentence = f"id 'img999' is listed in {listing} but {xml} does not exist; add it or remove the id"
+    issues = [i for i in inspect(str(root)).issues if i["kind"] != "class-without-examples"]  # person is difficult
+    assert issues == [{"kind": "missing_annotation", "file": str(xml), "problem": sentence}]
+    with pytest.raises(CnnkitError, match=r"\(id 'img999' is listed in .*train\.txt but .*img999\.xml does not "
+                                          r"exist; add it or remove the id\); fix or remove them"):
+        read(root, test_fraction=0.0)
+    assert len(read(root, test_fraction=0.0, max_bad=1).train) == 2

@@ -67,6 +67,12 @@ def _ids(root: Path) -> dict[str, list[str]]:
     return found
 
 
+def _list_file(root: Path, split: str) -> Path:
+    """The ImageSets file that listed a split's ids (train may come from trainval.txt)."""
+    f = root / "ImageSets" / "Main" / f"{split}.txt"
+    return f if f.is_file() else f.with_name("trainval.txt")
+
+
 def _text(node, tag: str, default: str = "") -> str:
     child = node.find(tag)
     return child.text.strip() if child is not None and child.text else default
@@ -94,10 +100,14 @@ def scan(path: Path) -> Scan:
         recs = parsed.setdefault(split, [])
         for image_id in ids:
             xml = root / "Annotations" / f"{image_id}.xml"
+            if not xml.is_file():
+                issues.append(("missing_annotation", str(xml), f"id {image_id!r} is listed in {_list_file(root, split)} "
+                                                               f"but {xml} does not exist; add it or remove the id"))
+                continue
             try:
                 ann = ET.parse(xml).getroot()
             except (OSError, ET.ParseError) as e:
-                issues.append(("bad_annotation", str(xml), f"cannot read the annotation ({e})"))
+                issues.append(("bad_annotation", str(xml), f"cannot read the annotation: {e}"))
                 continue
             fname = _text(ann, "filename") or f"{image_id}.jpg"
             file = images / fname
