@@ -162,7 +162,8 @@ def test_a_null_or_wrong_typed_data_yaml_is_one_sentence(tmp_path, case):
 @pytest.mark.parametrize("line, kind", [
     ("0 nan 0.5 0.2 0.2", "bad_annotation"), ("0 inf 0.5 0.2 0.2", "bad_annotation"), ("0 0.5 0.5", "bad_annotation"),
     ("0 0.5 0.5 0.2 zero", "bad_annotation"), ("car 0.5 0.5 0.2 0.2", "unknown_class"),
-    ("-1 0.5 0.5 0.2 0.2", "unknown_class"), ("\x00\xff\xfe garbage", "bad_annotation")])
+    ("-1 0.5 0.5 0.2 0.2", "unknown_class"), ("1.5 0.5 0.5 0.2 0.2", "unknown_class"),
+    ("2.0 0.5 0.5 0.2 0.2", "unknown_class"), ("\x00\xff\xfe garbage", "bad_annotation")])
 def test_a_bad_label_line_leaves_its_image_out(tmp_path, line, kind):
     root = ultralytics_layout(tmp_path / "ds")
     Image.new("RGB", (200, 100)).save(root / "images/train/d.png")
@@ -172,3 +173,12 @@ def test_a_bad_label_line_leaves_its_image_out(tmp_path, line, kind):
     assert inspect(str(root)).by_kind() == {kind: 1, "no_labels": 1}  # b.png is a background sample
     b = read(root, test_fraction=0.0, max_bad=1)
     assert b.train.names == ["b.png", "d.png"] and b.info.bad_files[0].path.endswith("a.jpg")
+
+
+def test_an_integral_float_class_id_is_that_class(tmp_path):
+    """Exporters write `1.0`; Ultralytics reads the column as floats, so 1.0 is class 1 (bus)."""
+    root = ultralytics_layout(tmp_path / "ds")
+    (root / "labels/train/a.txt").write_text("0.0 0.5 0.5 0.2 0.4\n1.0 0.1 0.2 0.1 0.2\n")
+    assert inspect(str(root)).by_kind() == {"no_labels": 1}
+    b = read(root, test_fraction=0.0)
+    assert b.train.target(b.train.names.index("a.jpg"))["labels"].tolist() == [0, 1]

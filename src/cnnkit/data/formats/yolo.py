@@ -158,6 +158,16 @@ def _parse_line(line: str) -> tuple[str, list[float]] | None:
     return None
 
 
+def _class_index(cls: str, num_classes: int) -> int:
+    """The class index a label row names, -1 when it names none: "3", and "3.0" as exporters write it
+    (Ultralytics reads the column as floats too), but never "3.5" or "-1"."""
+    try:
+        value = float(cls)
+    except ValueError:
+        return -1
+    return int(value) if value.is_integer() and 0 <= value < num_classes else -1
+
+
 def _label_file(img: Path, remarks: list) -> tuple[Path | None, bool]:
     """(label file of `img` or None, True when it is the .txt beside the image): labels/ first (Ultralytics),
     else the .txt next to the image; a differing .txt beside an image that labels/ covers is a remark."""
@@ -174,7 +184,7 @@ def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
     try:
         text = lp.read_text(errors="replace")
     except OSError as e:
-        rec.faults.append(("bad_annotation", f"cannot read {lp} ({e.strerror or e})"))
+        rec.faults.append(("bad_annotation", f"cannot read {lp}: {e.strerror or e}"))
         return
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -184,7 +194,7 @@ def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
             rec.faults.append(("bad_annotation", f"line {n} is not 'class cx cy w h': {line[:60]!r}"))
             continue
         cls, (x1, y1, x2, y2) = parsed
-        k = int(cls) if cls.isdigit() and int(cls) < len(classes) else -1
+        k = _class_index(cls, len(classes))
         sx, sy = (w or 1), (h or 1)
         rec.boxes.append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
         rec.labels.append(k)
