@@ -5,13 +5,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import Config
 from cnnkit.data import build_data
 from cnnkit.data.commands import inspect
 from cnnkit.data.formats.voc import VOC_CLASSES
 from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
 from cnnkit.errors import CnnkitError
+
+from ..conftest import cfg_for
 
 XML = """<annotation><folder>VOC2012</folder><filename>{name}</filename>
 <size><width>60</width><height>40</height><depth>3</depth></size>
@@ -39,11 +40,7 @@ def voc_tree(root, lists=True, extra_objects=()):
 
 
 def read(path, **data):
-    cfg = Config()
-    cfg.data.name = str(path)
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return build_data(cfg)
+    return build_data(cfg_for(path, **data))
 
 
 def test_reads_voc_conventions(tmp_path):

@@ -6,7 +6,6 @@ import torch
 import yaml
 from PIL import Image
 
-from cnnkit.config import Config
 from cnnkit.data import build_data
 from cnnkit.data.commands import inspect
 from cnnkit.data.formats.yolo import label_path
@@ -14,13 +13,11 @@ from cnnkit.data.registry import WRITERS
 from cnnkit.data.sources import detect_format
 from cnnkit.errors import CnnkitError
 
+from ..conftest import cfg_for
+
 
 def read(path, **data):
-    cfg = Config()
-    cfg.data.name = str(path)
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return build_data(cfg)
+    return build_data(cfg_for(path, **data))
 
 
 def ultralytics_layout(root, names=None):
