@@ -1,7 +1,10 @@
-"""Helpers shared by the data tests: tiny image files and class trees, a Config for a --data value."""
+"""Helpers shared by the data tests: tiny image files and class trees, a Config for a --data value, the
+expected epoch order of one rank under torchrun."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 from cnnkit.config import Config
@@ -28,3 +31,14 @@ def cfg_for(path, **data):
     for k, v in data.items():
         setattr(cfg.data, k, v)
     return cfg
+
+
+@pytest.fixture
+def rank1_of_2_order(monkeypatch):
+    """(n, seed, epoch, indices) rank 1 of 2 must see: the seeded permutation of epoch 2, the tail that
+    does not divide by the world size dropped, two full batches of 4 (the short one dropped)."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    n, seed, epoch = 21, 3, 2
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return n, seed, epoch, perm[:20][1::2][:8].tolist()

@@ -72,12 +72,8 @@ def test_streaming_skips_and_reports_a_bad_file(tmp_path):
     assert torch.allclose(xs[2], expected[0])
 
 
-def test_epoch_order_is_the_seeded_permutation_sharded(monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    n, seed, epoch = 21, 3, 2
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    want = perm[:20][1::2][:8].tolist()  # rank 1 of 2, tail dropped; two full batches of 4, the short one dropped
+def test_epoch_order_is_the_seeded_permutation_sharded(rank1_of_2_order):
+    n, seed, epoch, want = rank1_of_2_order
     ref = EpochOrder(n, 4, shuffle=True, seed=seed, drop_last=True)
     ref.set_epoch(epoch)
     assert torch.cat(ref.batches()).tolist() == want and len(ref) == 2
