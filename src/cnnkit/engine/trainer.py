@@ -194,13 +194,7 @@ class Training:
                 raise CnnkitError(
                     f"The loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: training stopped; "
                     f"{self.run_dir / 'last.pt'} keeps the last good epoch. Try a lower --lr or --set grad_clip=1.0.")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            optimizer_step(loss, self.optimizer, self.scaler, self.model, cfg.grad_clip)
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -269,6 +263,19 @@ class Training:
             self.console.print(f"[bold green]done[/] test: {shown}  ({train_seconds:.0f}s training)")
             self.console.print(f"run directory: {run_dir}  (plots/, report.html, best.pt, metrics.csv)")
         return Run(run_dir, test_metrics, val_metrics, summary)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   model: torch.nn.Module, grad_clip: float | None) -> None:
+    """One step after the loss: clear gradients, backward through the GradScaler, clip the gradient
+    norm to `grad_clip` (when set), optimiser step. Shared by training and the LR range test."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _report_bad_files(info: DatasetInfo, run_dir: Path, console: Console, quiet: bool) -> None:
