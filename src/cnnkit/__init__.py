@@ -4,6 +4,7 @@ The Python API mirrors the CLI::
 
     import cnnkit
     run = cnnkit.train(data="digits", model="lenet5")        # -> Run (dir, test_metrics, summary)
+    lr = cnnkit.find_lr(data="digits", model="lenet5").suggested_lr  # LR range test; trains nothing
     metrics = cnnkit.evaluate(run.dir)                        # test split of the run's data
     preds = cnnkit.load(run.dir).predict(["img.png", pil_image, tensor_chw])  # -> list of dicts
     maps = cnnkit.explain(run.dir, ["img.png"], method="gradcam")
@@ -32,16 +33,41 @@ def train(config: str | Path | None = None, quiet: bool = False, **overrides: An
     it; threads, device, workers and log_every may change; any other key (or recipe key) that
     differs from the run raises `CnnkitError` naming it (see `cnnkit.engine.resume`).
     """
-    from cnnkit.config import Config
     from cnnkit.engine.resume import given_keys
     from cnnkit.engine.trainer import fit
+
+    cfg, keys = _config(config, overrides)
+    return fit(cfg, quiet=quiet, given=given_keys(cfg, keys, recipe=config))
+
+
+def find_lr(config: str | Path | None = None, quiet: bool = False, start_lr: float = 1e-6, end_lr: float = 10.0,
+            steps: int = 100, **overrides: Any):
+    """The LR range test (`cnnkit train --find-lr`): resolve the run as `train` would (same keyword
+    arguments and `config`), take `steps` optimiser steps on its training data while the learning
+    rate rises exponentially from `start_lr` to `end_lr`, stopping once the smoothed loss passes 4x
+    its minimum or is not finite. Nothing is trained for later: the weights are not kept.
+
+    Returns an `LRFind`: `.suggested_lr` (the steepest descent of the smoothed loss; `.rule` names
+    it), `.lrs`, `.losses`, `.smoothed` (one per step taken), `.min_loss_lr`, `.stopped` (why it
+    ended early, or None) and `.dir`, holding lr_find.png, lr_find.json and lr_find.csv (`out=`,
+    default runs/<data>-<model>-lr-find). Raises `CnnkitError` for a bad key, value or range.
+    """
+    from cnnkit.engine.lr_find import find_lr as _find_lr
+
+    cfg, _ = _config(config, overrides)
+    return _find_lr(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, quiet=quiet)
+
+
+def _config(config: str | Path | None, overrides: dict[str, Any]):
+    """The recipe, then the keyword arguments as config keys -> (Config, the dotted keys given)."""
+    from cnnkit.config import Config
 
     cfg = Config.load(config) if config else Config()
     aliases = {"data": "data.name", "model": "model.name"}
     keys = [aliases.get(key, key.replace("__", ".")) for key in overrides]
     for key, value in zip(keys, overrides.values()):
         cfg.set(key, value)
-    return fit(cfg, quiet=quiet, given=given_keys(cfg, keys, recipe=config))
+    return cfg, keys
 
 
 def evaluate(source: str | Path, data: str | None = None, split: str = "test") -> dict[str, Any]:
@@ -131,4 +157,5 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     return _list(pattern, task=task)
 
 
-__all__ = ["train", "evaluate", "load", "predict", "explain", "bench", "build_model", "list_models", "__version__"]
+__all__ = ["train", "find_lr", "evaluate", "load", "predict", "explain", "bench", "build_model", "list_models",
+           "__version__"]

@@ -15,6 +15,7 @@ from cnnkit.errors import CnnkitError
 EXAMPLES = """examples:
   cnnkit train --data digits --model lenet5          # LeNet-5 on the bundled digits, ~1 min on a laptop CPU
   cnnkit train --data fashion-mnist --model resnet20 --epochs 3
+  cnnkit train --data digits --model lenet5 --find-lr  # LR range test: loss vs LR (PNG) and a suggested --lr
   cnnkit eval runs/digits-lenet5 --json
   cnnkit predict runs/digits-lenet5 my_digits/ --json
   cnnkit explain runs/digits-lenet5 img.png --method gradcam,ig --evaluate
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_option(t, "train.ema_decay=0.99")
     t.add_argument("--json", action="store_true", help="print only the final metrics as JSON on stdout")
     add_config_flags(t)
+    _add_find_lr_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint (default: its own data, test split)")
     e.add_argument("source", metavar="RUN_DIR|CKPT")
@@ -76,6 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     _add_data_parser(sub)
     return p
+
+
+FIND_LR_TEXT = """\
+--find-lr trains nothing: it resolves the run as training would (data, task defaults, model,
+optimiser, batch size), raises the LR exponentially over N steps of the training data, records
+the smoothed loss, stops once it passes 4x its minimum, and suggests the LR where it fell fastest
+(steepest descent of the smoothed loss). Writes lr_find.png/.json/.csv into --out (default
+runs/<data>-<model>-lr-find); the weights are not kept; --json prints the suggestion. Look at the
+PNG before you train with --lr set to it: a loss that falls most just before it diverges puts the
+steepest point near the cliff (the README shows such a case).
+  cnnkit train --data digits --model lenet5 --find-lr --threads 1"""
+
+
+def _add_find_lr_flags(parser) -> None:
+    g = parser.add_argument_group("learning-rate range test (Smith 2015, as fastai's lr_find)", FIND_LR_TEXT)
+    g.add_argument("--find-lr", action="store_true",
+                   help="run the LR range test instead of training; prints the suggested --lr")
+    g.add_argument("--find-lr-start", type=float, default=1e-6, metavar="LR", help="first LR tried (default: 1e-6)")
+    g.add_argument("--find-lr-end", type=float, default=10.0, metavar="LR",
+                   help="last LR tried, unless the loss diverges first (default: 10)")
+    g.add_argument("--find-lr-steps", type=int, default=100, metavar="N",
+                   help="optimiser steps from start to end; the training data is cycled when shorter (default: 100)")
 
 
 def _add_explain_parser(sub) -> None:
@@ -192,7 +216,15 @@ def _print_json(obj) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     from cnnkit.report import console as show
 
-    if args.command == "train":
+    if args.command == "train" and args.find_lr:
+        from cnnkit.engine.lr_find import find_lr
+
+        result = find_lr(train_config(args), args.find_lr_start, args.find_lr_end, args.find_lr_steps,
+                         quiet=args.json)
+        if args.json:
+            _print_json({"dir": str(result.dir), "suggested_lr": result.suggested_lr, "rule": result.rule,
+                         "min_loss_lr": result.min_loss_lr, "stopped": result.stopped, "steps": len(result.lrs)})
+    elif args.command == "train":
         from cnnkit.engine.resume import given_keys
         from cnnkit.engine.trainer import fit
 
