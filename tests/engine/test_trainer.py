@@ -71,3 +71,24 @@ def test_info_prints_per_layer_table(capsys):
     table = json.loads(capsys.readouterr().out)
     assert table["params"] == 61706
     assert any(r["type"] == "Conv2d" for r in table["rows"])
+
+
+def test_channels_last_trains_the_same_model(tmp_path):
+    """NHWC weights change only the memory layout: the same seed gives the same run (float tolerance)."""
+    runs = [cnnkit.train(data="digits", model="smallcnn", epochs=1, channels_last=cl, threads=1,
+                         out=str(tmp_path / f"cl{int(cl)}"), quiet=True) for cl in (False, True)]
+    nchw, nhwc = (torch.load(r.best, weights_only=True)["model"] for r in runs)
+    assert nhwc["features.stage1.conv.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    for k, v in nchw.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, nhwc[k], atol=1e-4), k
+    assert runs[1].test_metrics["accuracy"] == pytest.approx(runs[0].test_metrics["accuracy"], abs=0.01)
+    reloaded = cnnkit.load(runs[1].dir).predict([torch.zeros(1, 8, 8, dtype=torch.uint8)])
+    assert reloaded[0]["label"] in [str(i) for i in range(10)]
+
+
+def test_train_says_which_defaults_it_picked(tmp_path, capsys):
+    assert main(["train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "r"), "--threads", "1"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "defaults for digits (1,259 training images, 8x8 px): model lenet5, image size 32," in err
+    assert "epochs" not in err.split("defaults for digits")[1].split(";")[0]  # --epochs was given, not picked

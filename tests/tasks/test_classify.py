@@ -95,3 +95,30 @@ def test_predict_reports_unreadable_files(digits_run, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     rec = cnnkit.load(digits_run.dir).predict([str(bad)])
     assert rec[0]["file"] == str(bad) and "error" in rec[0]
+
+
+@pytest.mark.parametrize("side,n_train,model", [(28, 54_000, "smallcnn"), (32, 5_000, "smallcnn"),
+                                                (8, 1_259, "lenet5"), (28, 4_999, "lenet5"), (64, 50_000, "lenet5")])
+def test_default_model_follows_data_size_and_resolution(side, n_train, model):
+    from cnnkit.tasks.classify import default_model
+
+    assert default_model(side, n_train) == model
+
+
+def test_smallcnn_defaults_scale_epochs_with_the_training_set():
+    from cnnkit.config import Config
+    from cnnkit.data.base import DatasetInfo
+    from cnnkit.tasks.classify import SMALLCNN_IMAGES, ClassifyTask
+
+    def picked(n_train, **train):
+        cfg = Config()
+        for k, v in train.items():
+            cfg.set(f"train.{k}", v)
+        info = DatasetInfo(task="classify", classes=list("0123456789"), channels=1, image_size=28, name="x")
+        info.extra["n_train"] = n_train
+        return ClassifyTask().defaults(cfg, info)
+
+    assert picked(54_000)["model.name"] == "smallcnn" and picked(54_000)["train.epochs"] == 3
+    assert picked(10_000)["train.epochs"] == round(SMALLCNN_IMAGES / 10_000)
+    assert picked(54_000, epochs=7)["train.epochs"] == 7
+    assert picked(54_000)["data.image_size"] == 28 and picked(54_000)["train.channels_last"] is True

@@ -35,6 +35,7 @@ class ResolvedRun:
     device: torch.device
     bundle: DataBundle | None = None  # the three splits; None when resolved from a checkpoint
     checkpoint: dict[str, Any] | None = None  # the loaded checkpoint ("model", "meta", "state", "path")
+    picked: dict[str, Any] | None = None  # the keys the task's defaults filled in (not given by the user)
 
 
 def resolve_run(source: Config | dict[str, Any] | str | Path, device: str | None = None,
@@ -61,13 +62,15 @@ def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRu
     bundle = build_data(cfg, target=TASKS.get(cfg.task).target if cfg.task else None)
     task = get_task(cfg.task or bundle.info.task)
     cfg.task = task.name
-    cfg.fill_defaults(task.defaults(cfg, bundle.info))
+    defaults = task.defaults(cfg, bundle.info)
+    picked = {k: v for k, v in defaults.items() if cfg.get(k) is None}
+    cfg.fill_defaults(defaults)
     if cfg.model.name:  # a layer-list file becomes ("spec", {"layers": [...]}), storable in a checkpoint
         cfg.model.name, spec_kwargs = resolve_spec(cfg.model.name)
         cfg.model.kwargs = {**spec_kwargs, **cfg.model.kwargs}
     task.setup(cfg, bundle.info)
     model = task.build_model(cfg, bundle.info).to(dev)
-    return ResolvedRun(cfg, task, bundle.info, model, dev, bundle=bundle)
+    return ResolvedRun(cfg, task, bundle.info, model, dev, bundle=bundle, picked=picked)
 
 
 def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) -> ResolvedRun:

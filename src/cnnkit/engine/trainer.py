@@ -76,12 +76,27 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False, given:
     run.cfg.train.out = str(run_dir)
     if dist.is_main:
         run.cfg.save(run_dir / "config.yaml")
+        if run.picked and not quiet and not resume:
+            console.print(picked_text(run), soft_wrap=True, highlight=False)
         _report_bad_files(run.info, run_dir, console, quiet)
     training = Training(run, run_dir, dist, console, quiet, resume)
     for epoch in range(training.start_epoch, run.cfg.train.epochs):
         if training.run_epoch(epoch):
             break
     return training.finish()
+
+
+def picked_text(run: ResolvedRun) -> str:
+    """One line saying which settings the task chose for this data, and from what (size, resolution)."""
+    info, n = run.info, len(run.bundle.train)
+    h, w = (info.image_size, info.image_size) if isinstance(info.image_size, int) else info.image_size
+    names = {"model.name": "model", "data.image_size": "image size", "train.epochs": "epochs",
+             "train.batch_size": "batch", "train.lr": "lr", "data.augment": "augment"}
+    shown = ", ".join(f"{label} {run.picked[k]}" for k, label in names.items() if k in run.picked)
+    rest = sorted(k.split(".")[-1] for k in run.picked if k not in names)
+    more = f" (+ {', '.join(rest)})" if rest else ""
+    return (f"defaults for {info.name or 'the data'} ({n:,} training images, {h}x{w} px): {shown}{more}; "
+            "any flag overrides them")
 
 
 class Training:
@@ -94,6 +109,8 @@ class Training:
         self.cfg, self.task, self.model, self.device = run.cfg, run.task, run.model, run.device
         self.main = dist.is_main
         cfg, task, bundle = run.cfg, run.task, run.bundle
+        if cfg.train.channels_last:  # before the optimiser and EMA copy take the parameters
+            self.model.to(memory_format=torch.channels_last)
         self.train_loader = task.loader(bundle.train, cfg, run.info, train=True)
         self.val_loader = task.loader(bundle.val, cfg, run.info, train=False)
         self.steps = len(self.train_loader)

@@ -27,6 +27,7 @@ BACKBONES = Registry("backbone")
 # The model modules register themselves on import (they need MODELS/BACKBONES defined above).
 from cnnkit.models import lenet as _lenet  # noqa: F401,E402
 from cnnkit.models import resnet as _resnet  # noqa: F401,E402
+from cnnkit.models import smallcnn as _smallcnn  # noqa: F401,E402
 from cnnkit.models import spec as _spec  # noqa: F401,E402
 from cnnkit.models import vgg as _vgg  # noqa: F401,E402
 from cnnkit.models.attention import check_attention, make_attention  # noqa: E402

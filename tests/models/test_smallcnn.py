@@ -1,0 +1,46 @@
+"""Tests for cnnkit.models.smallcnn: layout, counts against hand-computed references, sizes, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnkit.errors import CnnkitError
+from cnnkit.models import MODELS, build_model, layer_table, list_models
+
+
+def test_layout_and_counts_on_28x28():
+    model = build_model("smallcnn", num_classes=10, in_channels=1, image_size=28)
+    table = layer_table(model, (1, 1, 28, 28))
+    shapes = {r["name"]: r["output_shape"] for r in table["rows"]}
+    assert shapes["features.stage1.pool"] == [1, 16, 14, 14]
+    assert shapes["features.stage2.pool"] == [1, 64, 7, 7]
+    assert shapes["hidden.1"] == [1, 256]
+    assert shapes["head.fc"] == [1, 10]
+    # convs without bias (BN follows): 1*16*9 + 16*64*9; BN 2*(16+64); linears 3136*256+256, 256*10+10
+    assert sum(p.numel() for p in model.parameters()) == 144 + 9_216 + 160 + 803_072 + 2_570
+    # multiply-adds: 28*28*16*9 + 14*14*64*16*9 + 3136*256 + 256*10, 2 FLOPs each
+    assert table["flops"] == 2 * (28 * 28 * 16 * 9 + 14 * 14 * 64 * 16 * 9 + 3136 * 256 + 256 * 10)
+
+
+@pytest.mark.parametrize("size,flat", [(28, 64 * 7 * 7), (32, 64 * 8 * 8), (8, 64 * 2 * 2), (4, 64)])
+def test_head_is_sized_from_the_image(size, flat):
+    model = build_model("smallcnn", num_classes=3, in_channels=3, image_size=size).eval()
+    assert model.hidden[1].in_features == flat
+    assert model(torch.zeros(2, 3, size, size)).shape == (2, 3)
+
+
+def test_widths_hidden_and_dropout_are_keywords():
+    model = build_model("smallcnn", num_classes=5, in_channels=1, image_size=16,
+                        widths=[8, 16, 32], hidden=64, dropout=0.2)
+    assert model.hidden[1].in_features == 32 * 2 * 2 and model.head.dropout.p == 0.2
+    assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 5)
+
+
+def test_too_small_an_image_is_one_sentence():
+    with pytest.raises(CnnkitError, match="at least 4 px, got 3x3"):
+        build_model("smallcnn", num_classes=2, in_channels=1, image_size=3)
+
+
+def test_registered_for_classification():
+    assert "smallcnn" in list_models(task="classify")
+    assert "smallcnn" in MODELS.list(task="classify")
