@@ -31,4 +31,4 @@ def test_smoke_run_writes_the_keys(tmp_path):
     reached = r["baseline_epochs"][0]["test_accuracy"] >= 0.913
     assert (r["baseline_time_to_913_s"] is not None) == reached
     assert (r["ratio_913"] is None) == (r["baseline_time_to_913_s"] is None or r["cnnkit_time_to_913_s"] is None)
-    assert r["cnnkit_config"]["model"]["name"] == "resnet20"
+    assert r["cnnkit_config"]["model"]["name"] == "smallcnn" and r["cnnkit_config"]["train"]["channels_last"]
