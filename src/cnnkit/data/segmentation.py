@@ -10,16 +10,11 @@ VOC). A detection `DetectionSplit` whose objects carry masks (COCO polygons/RLE)
 as class masks too (`semantic_from_instances`). All go through the same Dataset, so
 augmentation is identical.
 
-Augmentation is transforms.v2 on (`tv_tensors.Image`, `tv_tensors.Mask`) pairs: v2 moves
-both with the same random parameters and always resamples masks nearest-neighbour, so no
-class value is ever blended. Uncovered mask corners are filled with the ignore index:
-nothing is known about them, so they must not count as background.
-
-Epoch contract (tasks.base.Loader): sample i of epoch e is augmented under a CPU RNG
-seeded from (seed, e, i) inside `torch.random.fork_rng`, so the result is the same with 0
-or N workers, on resume, and leaves the trainer's own RNG stream untouched. It seeds
-`torch.default_generator` directly: `torch.manual_seed` also seeds CUDA and cost ~2 ms a
-call here, more than the augmentation itself.
+Training augmentation (`cnnkit.data.seg_augment.SegBatchAugment`) runs on whole batches after
+collation: one affine warp (+ optional crop) per batch, masks nearest-neighbour, uncovered
+corners filled with the ignore index. Epoch contract (tasks.base.Loader): batch k of epoch e
+is augmented from a generator seeded by (seed, e, k), so the result is the same with 0 or N
+workers, on resume, and leaves the trainer's own RNG stream untouched.
 """
 from __future__ import annotations
 
@@ -36,7 +31,8 @@ from torchvision.transforms import v2
 
 from cnnkit.data.base import BadFile
 from cnnkit.data.loader import EpochOrder, collate_usable, usable_batches
-from cnnkit.data.transforms import check_preset, resize_uint8, to_model_input
+from cnnkit.data.seg_augment import SegBatchAugment
+from cnnkit.data.transforms import resize_uint8, to_model_input
 from cnnkit.errors import CnnkitError
 
 IGNORE_INDEX = 255
@@ -255,23 +251,6 @@ def detection_view(bundle):
 
 
 # ---- augmentation -----------------------------------------------------------------------------
-def seg_augment(preset: str, hflip: bool) -> v2.Transform | None:
-    """transforms.v2 pipeline on (Image, Mask) pairs for a preset; None for "none"."""
-    check_preset(preset)
-    if preset == "none":
-        return None
-    fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
-    strong = preset == "strong"
-    ops: list[v2.Transform] = [v2.RandomHorizontalFlip()] if hflip else []
-    # One affine warp gives rotation, scale and shift (the "crop") in a single resampling.
-    ops.append(v2.RandomAffine(degrees=20 if strong else 10, translate=(0.1, 0.1),
-                               scale=(0.6, 1.4) if strong else (0.8, 1.2),
-                               interpolation=v2.InterpolationMode.BILINEAR, fill=fill))
-    if strong:
-        ops.append(v2.ColorJitter(brightness=0.3, contrast=0.3))  # images only; masks pass through
-    return v2.Compose(ops)
-
-
 def resize_mask(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """uint8 H x W -> h x w, nearest neighbour (class values are never interpolated)."""
     if tuple(mask.shape[-2:]) == tuple(size):
@@ -281,10 +260,8 @@ def resize_mask(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 # ---- loader -----------------------------------------------------------------------------------
 class _SegDataset(Dataset):
-    def __init__(self, split, channels: int, size: Sequence[int], augment: v2.Transform | None, seed: int,
-                 num_classes: int | None = None):
-        self.split, self.channels, self.size = split, channels, list(size)
-        self.augment, self.seed, self.epoch, self.num_classes = augment, seed, 0, num_classes
+    def __init__(self, split, channels: int, size: Sequence[int], num_classes: int | None = None):
+        self.split, self.channels, self.size, self.num_classes = split, channels, list(size), num_classes
 
     def __len__(self) -> int:
         return len(self.split)
@@ -310,13 +287,7 @@ class _SegDataset(Dataset):
         problem = mask_problem(image, mask, self.num_classes)
         if problem:
             return None, None, BadFile(self._name(i), problem)
-        image, mask = resize_uint8(image, self.size), resize_mask(mask, self.size)
-        if self.augment is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + i)
-                image, mask = self.augment(tv_tensors.Image(image), tv_tensors.Mask(mask))
-            image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
-        return image, mask, None
+        return resize_uint8(image, self.size), resize_mask(mask, self.size), None
 
     def _name(self, i: int) -> str:
         s = self.split
@@ -343,7 +314,7 @@ def samples(split, channels: int | None, limit: int | None = None):
     """(name, image, mask) per sample at its stored size, or (name, None, BadFile) when unreadable."""
     from cnnkit.data.decode import BadImage
 
-    ds = _SegDataset(split, channels, [1, 1], None, 0)
+    ds = _SegDataset(split, channels, [1, 1])
     for i in range(len(split) if limit is None else min(limit, len(split))):
         try:
             image, mask = ds.read(i)
@@ -358,21 +329,23 @@ class SegLoader(EpochOrder):
     skipped and kept in `bad_files` for the run report."""
 
     def __init__(self, split, preprocess: dict, batch_size: int, train: bool, seed: int,
-                 augment: str = "none", hflip: bool = False, workers: int = 0, num_classes: int | None = None):
+                 augment: str = "none", hflip: bool = False, workers: int = 0, num_classes: int | None = None,
+                 crop: int | None = None):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
-        aug = seg_augment(augment, hflip) if train else None
-        self.dataset = _SegDataset(split, preprocess["channels"], preprocess["size"], aug, seed, num_classes)
-        self.preprocess, self.workers = preprocess, workers
+        self.augment = SegBatchAugment(augment, hflip, crop) if train and (augment != "none" or crop) else None
+        self.dataset = _SegDataset(split, preprocess["channels"], preprocess["size"], num_classes)
+        # Training crops are already at their size: the model input keeps them (no resize back).
+        self.preprocess = {**preprocess, "size": [crop, crop]} if self.augment is not None and crop else preprocess
+        self.workers = workers
         self.bad_files: list[BadFile] = []
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.dataset.epoch = epoch
 
     def __iter__(self):
         # An own generator: DataLoader otherwise draws its worker base seed from the global RNG.
         loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in self.batches()],
                             num_workers=self.workers, collate_fn=collate_usable, persistent_workers=False,
                             generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        for images, masks in usable_batches(loader, self.bad_files):
+        for k, (images, masks) in enumerate(usable_batches(loader, self.bad_files)):
+            if self.augment is not None:
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + k)
+                images, masks = self.augment(images, masks, g)
             yield to_model_input(images, self.preprocess), masks.long()
