@@ -37,6 +37,20 @@ def test_unet_on_a_resnet_encoder_with_stride_4_stem_gets_a_full_resolution_bran
     assert none.input_skip is None and none(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
+def test_unet_add_fusion_decoder_is_lighter_and_keeps_the_concat_layout_loadable():
+    torch.manual_seed(0)
+    concat = build_model("unet", num_classes=4, in_channels=1, image_size=48)
+    add = build_model("unet", num_classes=4, in_channels=1, image_size=48, fuse="add", decoder_convs=1)
+    out = add(torch.randn(2, 1, 48, 48))
+    assert out.shape == (2, 4, 48, 48) and concat.lateral is None
+    # 1x1 projection + one 3x3 conv per step instead of a 3x3 conv over the concatenation and a second 3x3
+    assert sum(p.numel() for p in add.decoder.parameters()) < sum(p.numel() for p in concat.decoder.parameters()) / 2
+    two = build_model("unet", num_classes=4, in_channels=1, image_size=48, decoder_convs=2)
+    two.load_state_dict(concat.state_dict())  # the defaults' state dict layout (old checkpoints) is unchanged
+    with pytest.raises(CnnkitError, match="fuse"):
+        build_model("unet", num_classes=4, in_channels=1, image_size=48, fuse="sum")
+
+
 def test_deeplab_rates_fit_the_feature_map_and_can_be_given():
     model = build_model("deeplabv3", num_classes=3, in_channels=1, image_size=96)
     aspp = model.head[0]
