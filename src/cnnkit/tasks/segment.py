@@ -11,6 +11,8 @@ Losses (`--set model.kwargs.loss=...`):
 - `focal`: softmax focal loss (Lin et al. 2017), (1 - p_t)^gamma * CE. torchvision only ships
   the sigmoid (binary) form, hence the few lines here; gamma from `model.kwargs.focal_gamma`;
 - `ce+dice`: their sum (parts logged separately).
+`model.kwargs.train_crop=N` trains on random N x N windows of the (augmented) images while
+validation and test see them whole; the U-Net default crops 5/6 of the side (see `defaults`).
 `data.class_weights=auto` weights classes by median-frequency balancing (Eigen & Fergus 2015)
 of the training pixels: w_c = median(f) / f_c, so the mean class keeps weight 1.
 """
@@ -32,7 +34,7 @@ from cnnkit.tasks.base import Drawing, Task, image_side
 from cnnkit.tasks.segmentation_metrics import SegmentationMetric
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
-TASK_KWARGS = ("loss", "focal_gamma")  # model.kwargs read by the task, not passed to the model builder
+TASK_KWARGS = ("loss", "focal_gamma", "train_crop")  # model.kwargs read by the task, not passed to the model builder
 DEFAULT_MODEL = "unet"
 
 
@@ -74,14 +76,24 @@ class SegmentTask(Task):
     # -- configuration ----------------------------------------------------------------
     def defaults(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:
         native = max(image_side(info.image_size))
+        side = native if native <= 256 else 256
         n_train = int(info.extra.get("n_train", 1000))
+        own = (cfg.model.name or DEFAULT_MODEL) == DEFAULT_MODEL
+        # Before: concat U-Net, full 96 px images, 24 epochs. On digits-seg 16 epochs gave test mIoU
+        # 0.861 / 0.847 (seeds 0 / 1), 24 gave 0.872 / 0.868. Measured levers (step time on one thread,
+        # same loader, interleaved A/B; val mIoU of full runs): batched augmentation instead of per-sample
+        # v2, 0.91x; LinkNet add + one conv per decoder step, 0.66x; 80 px training crops of the 96 px
+        # canvases (eval stays at full size), a further 0.68x; 64 px crops, 0.53x, but val mIoU 0.916
+        # against 0.922 at 24 epochs. Add + 1 conv + 80 px crops for 26 epochs: val 0.923, 0.45x the time.
+        fast = {"model.kwargs.fuse": "add", "model.kwargs.decoder_convs": 1,
+                "model.kwargs.train_crop": side * 5 // 6} if own else {}
         return {
             "model.name": DEFAULT_MODEL,
             "model.kwargs.loss": "ce+dice",
-            "data.image_size": native if native <= 256 else 256,
+            **fast,
+            "data.image_size": side,
             "data.augment": "light",
-            # On digits-seg 16 epochs gave test mIoU 0.861 / 0.847 (seeds 0 / 1), 24 gave 0.872 / 0.868.
-            "train.epochs": 24 if n_train <= 2000 else 12,
+            "train.epochs": (26 if own else 24) if n_train <= 2000 else 12,
             "train.batch_size": 16,
             "train.lr": 0.05 if cfg.train.optimizer == "sgd" else 2e-3,
             "train.weight_decay": 1e-4 if cfg.train.optimizer == "sgd" else 0.01,
@@ -99,6 +111,9 @@ class SegmentTask(Task):
             raise CnnkitError(f'Unknown segmentation loss "{self.loss_name}" (model.kwargs.loss).'
                               f"{did_you_mean(self.loss_name, LOSSES)} Use one of {', '.join(LOSSES)}.")
         self.focal_gamma = float(cfg.model.kwargs.get("focal_gamma", 2.0))
+        crop = cfg.model.kwargs.get("train_crop")
+        if crop is not None and (not isinstance(crop, int) or isinstance(crop, bool) or crop < 1):
+            raise CnnkitError(f"model.kwargs.train_crop must be a positive side in pixels, got {crop!r}.")
         if cfg.data.class_weights not in (None, "none", "auto"):
             raise CnnkitError(f'data.class_weights must be "none" or "auto", got "{cfg.data.class_weights}".')
 
@@ -116,7 +131,8 @@ class SegmentTask(Task):
         if train and cfg.data.class_weights == "auto":
             self.class_weights = median_frequency_weights(pixel_counts(split, info.num_classes))
         return SegLoader(split, self.preprocessing(cfg, info), cfg.train.batch_size, train, cfg.train.seed,
-                         cfg.data.augment or "none", info.hflip_ok, cfg.data.workers, info.num_classes)
+                         cfg.data.augment or "none", info.hflip_ok, cfg.data.workers, info.num_classes,
+                         crop=cfg.model.kwargs.get("train_crop") if train else None)
 
     # -- model and steps --------------------------------------------------------------
     def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
