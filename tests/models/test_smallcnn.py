@@ -44,3 +44,10 @@ def test_too_small_an_image_is_one_sentence():
 def test_registered_for_classification():
     assert "smallcnn" in list_models(task="classify")
     assert "smallcnn" in MODELS.list(task="classify")
+
+
+@pytest.mark.parametrize("widths, hidden", [([0], 256), ([], 256), ("abc", 256), ("16", 256), (["a"], 256), (8, 256),
+                                            ([16], "x"), ([16], 0)])
+def test_bad_widths_or_hidden_are_one_sentence(widths, hidden):
+    with pytest.raises(CnnkitError, match="smallcnn needs positive widths and hidden units"):
+        build_model("smallcnn", num_classes=2, in_channels=1, image_size=28, widths=widths, hidden=hidden)

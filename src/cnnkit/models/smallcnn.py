@@ -41,9 +41,14 @@ class SmallCNN(nn.Module):
                  widths: Sequence[int] = (16, 64), hidden: int = 256, dropout: float = 0.0):
         super().__init__()
         h, w = image_hw(image_size)
-        widths = [int(c) for c in widths]
+        given = (widths, hidden)
+        try:  # a --set value arrives as parsed YAML: a bare 8, "abc" or [a] must read as one sentence too
+            widths, hidden = [int(c) for c in widths if not isinstance(widths, str)], int(hidden)
+        except (TypeError, ValueError):
+            widths = None
         if not widths or min(widths) < 1 or hidden < 1:
-            raise CnnkitError(f"smallcnn needs positive widths and hidden units, got widths={widths} hidden={hidden}.")
+            raise CnnkitError(f"smallcnn needs positive widths and hidden units, got widths={given[0]!r} "
+                              f"hidden={given[1]!r}; e.g. --set model.kwargs.widths=[16,64] model.kwargs.hidden=256.")
         if min(h, w) < 2 ** len(widths):
             raise CnnkitError(f"smallcnn with {len(widths)} pools needs images of at least {2 ** len(widths)} px, "
                               f"got {h}x{w}; set data.image_size or fewer widths.")
@@ -62,7 +67,8 @@ class SmallCNN(nn.Module):
 
 
 @MODELS.register("smallcnn", tasks=("classify",), backbone=False,
-                 doc="conv-BN-ReLU-pool x2 (16, 64) + FC 256: the fast default for <= 32 px images on a CPU")
+                 doc="conv-BN-ReLU-pool per width (widths=[16, 64]) + FC (hidden=256): the default for 5,000+ "
+                     "training images of <= 32 px")
 def smallcnn(num_classes: int, in_channels: int, image_size: int | Sequence[int], dropout: float = 0.0,
              widths: Sequence[int] = (16, 64), hidden: int = 256) -> SmallCNN:
     return SmallCNN(num_classes, in_channels, image_size, widths, hidden, dropout)
