@@ -3,6 +3,7 @@ np.geomspace from start to end, the smoothed loss is the bias-corrected EMA of t
 a diverging loss stops it early, the suggestion is a tested LR named by its rule, only the three
 result files are written and the model's weights come back unchanged."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from cnnkit.cli import main
 from cnnkit.config import Config
 from cnnkit.engine.lr_find import BETA, DIVERGE, RULES, range_test, suggest
 from cnnkit.engine.run import resolve_run
+from cnnkit.errors import CnnkitError
 
 RESULT_FILES = {"lr_find.png", "lr_find.json", "lr_find.csv"}
 
@@ -103,11 +105,15 @@ def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
     lr, rule = suggest(lrs, smoothed)
     assert lr == pytest.approx(1e-2) and rule == RULES["steepest"]
     assert suggest(lrs[:5], [1.0, 1.1, 1.2, 1.3, 1.4]) == (lrs[0], RULES["start"])  # it never fell
+    assert suggest(lrs[:3], [1.0, 0.9, 1.2]) == (lrs[0], RULES["few"])  # it fell once: too few points to judge
 
 
 @pytest.mark.parametrize("args, message", [
     (["--find-lr-start", "1", "--find-lr-end", "0.1"], "--find-lr-start 1 must be above 0 and below --find-lr-end 0.1"),
     (["--find-lr-steps", "1"], "--find-lr-steps 1 is too few"),
+    (["--find-lr-steps", "2000000000"], "--find-lr-steps 2000000000 is more than the 100,000 allowed"),
+    (["--find-lr-end", "inf"], "--find-lr-start and --find-lr-end must be finite numbers, got 1e-06 and inf"),
+    (["--find-lr-start", "nan"], "must be finite numbers, got nan and 10.0"),
     (["--resume", "runs/x"], "cannot take --resume"),
 ])
 def test_bad_settings_are_one_sentence(capsys, args, message):
@@ -121,3 +127,10 @@ def test_help_teaches_the_test(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "--find-lr " in out and "--find-lr-steps N" in out and "steepest descent of the smoothed loss" in out
+
+
+@pytest.mark.parametrize("kwargs, message", [({"steps": 2.5}, "--find-lr-steps 2.5 must be a whole number"),
+                                             ({"start_lr": "abc"}, "must be finite numbers, got 'abc' and 10.0")])
+def test_bad_python_arguments_are_one_sentence(kwargs, message):
+    with pytest.raises(CnnkitError, match=re.escape(message)):
+        cnnkit.find_lr(data="digits", quiet=True, **kwargs)

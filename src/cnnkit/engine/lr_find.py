@@ -37,6 +37,7 @@ import copy
 import csv
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ from cnnkit.errors import CnnkitError
 
 BETA = 0.98  # smoothing of the loss (fastai's lr_find); bias-corrected, so the first steps are not pulled to 0
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+MAX_STEPS = 100_000  # the LR grid is built up front (lr_schedule); a mistyped 2e9 must not allocate 15 GiB
 RULES = {"steepest": "steepest descent of the smoothed loss",
-         "start": "the first LR tried: the smoothed loss never fell (lower --find-lr-start)"}
+         "start": "the first LR tried: the smoothed loss never fell (lower --find-lr-start)",
+         "few": "the first LR tried: the smoothed loss fell for only one step (more --find-lr-steps)"}
 
 
 @dataclass
@@ -153,7 +156,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float, str]:
         raise CnnkitError("The LR range test measured no finite loss: lower --find-lr-start or check the data.")
     lowest = int(np.argmin(smoothed))
     if lowest < 2:
-        return lrs[0], RULES["start"]
+        return lrs[0], RULES["start" if lowest == 0 else "few"]
     slope = np.gradient(np.asarray(smoothed[:lowest + 1]), np.log(lrs[:lowest + 1]))
     return lrs[int(np.argmin(slope))], RULES["steepest"]
 
@@ -165,10 +168,16 @@ def find_lr(cfg: Config, start_lr: float = 1e-6, end_lr: float = 10.0, steps: in
     `CnnkitError` for a bad range or steps, `--resume`, or anything resolving the run raises."""
     from cnnkit.engine.run import resolve_run
 
+    if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (start_lr, end_lr)):
+        raise CnnkitError(f"--find-lr-start and --find-lr-end must be finite numbers, got {start_lr!r} and {end_lr!r}.")
     if not 0 < start_lr < end_lr:
         raise CnnkitError(f"--find-lr-start {start_lr:g} must be above 0 and below --find-lr-end {end_lr:g}.")
+    if not isinstance(steps, numbers.Integral):
+        raise CnnkitError(f"--find-lr-steps {steps!r} must be a whole number of steps (100 is usual).")
     if steps < 2:
         raise CnnkitError(f"--find-lr-steps {steps} is too few: the test needs at least 2 steps (100 is usual).")
+    if steps > MAX_STEPS:
+        raise CnnkitError(f"--find-lr-steps {steps} is more than the {MAX_STEPS:,} allowed (100 is usual).")
     if cfg.train.resume:
         raise CnnkitError("--find-lr tests a freshly built model and cannot take --resume: drop one of them.")
     console = console or Console(stderr=True)
