@@ -120,5 +120,6 @@ def test_smallcnn_defaults_scale_epochs_with_the_training_set():
 
     assert picked(54_000)["model.name"] == "smallcnn" and picked(54_000)["train.epochs"] == 3
     assert picked(10_000)["train.epochs"] == round(SMALLCNN_IMAGES / 10_000)
+    assert picked(1_259)["train.epochs"] == picked(42)["train.epochs"] == 40  # capped, not 129 or 3,857
     assert picked(54_000, epochs=7)["train.epochs"] == 7
     assert picked(54_000)["data.image_size"] == 28 and picked(54_000)["train.channels_last"] is True
