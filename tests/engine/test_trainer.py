@@ -91,4 +91,5 @@ def test_train_says_which_defaults_it_picked(tmp_path, capsys):
     assert main(["train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "r"), "--threads", "1"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "defaults for digits (1,259 training images, 8x8 px): model lenet5, image size 32," in err
+    assert "label_smoothing 0.1" in err and "weight_decay 0.0005" in err  # every picked key with its value
     assert "epochs" not in err.split("defaults for digits")[1].split(";")[0]  # --epochs was given, not picked

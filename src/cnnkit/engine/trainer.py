@@ -90,13 +90,17 @@ def picked_text(run: ResolvedRun) -> str:
     """One line saying which settings the task chose for this data, and from what (size, resolution)."""
     info, n = run.info, len(run.bundle.train)
     h, w = (info.image_size, info.image_size) if isinstance(info.image_size, int) else info.image_size
+    # box data is read at many sizes; its info holds the model's input side, not the data's
+    size = f", {h}x{w} px" if run.task.target != "boxes" else ""
     names = {"model.name": "model", "data.image_size": "image size", "train.epochs": "epochs",
              "train.batch_size": "batch", "train.lr": "lr", "data.augment": "augment"}
-    shown = ", ".join(f"{label} {run.picked[k]}" for k, label in names.items() if k in run.picked)
-    rest = sorted(k.split(".")[-1] for k in run.picked if k not in names)
-    more = f" (+ {', '.join(rest)})" if rest else ""
-    return (f"defaults for {info.name or 'the data'} ({n:,} training images, {h}x{w} px): {shown}{more}; "
-            "any flag overrides them")
+    ordered = [k for k in names if k in run.picked] + sorted(k for k in run.picked if k not in names)
+    shown = ", ".join(f"{names.get(k, k.split('.')[-1])} {_value(run.picked[k])}" for k in ordered)
+    return f"defaults for {info.name or 'the data'} ({n:,} training images{size}): {shown}; any flag overrides them"
+
+
+def _value(v: Any) -> str:
+    return "on" if v is True else "off" if v is False else str(v)
 
 
 class Training:

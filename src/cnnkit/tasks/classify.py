@@ -117,7 +117,7 @@ class ClassifyTask(Task):
         native = max(image_side(info.image_size))
         n_train = int(info.extra.get("n_train", 10_000))
         model = cfg.model.name or default_model(native, n_train)
-        if model == "smallcnn" and not cfg.model.kwargs:
+        if model == "smallcnn":  # its own recipe, also when the user sets its widths or hidden units
             return smallcnn_defaults(cfg, n_train, native)
         size = 32 if model.startswith("lenet") or native < 16 else native
         small = n_train < 5_000
