@@ -20,21 +20,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnkit.bench.backends import Backend
 from cnnkit.bench.measure import sync
 from cnnkit.config import Config
+from cnnkit.data.loader import endless  # noqa: F401  (re-exported: bench.api and the tests take it from here)
 from cnnkit.engine.optim import build_optimizer
 from cnnkit.tasks.base import Task
 
 # record_function labels of a step's parts, distinct from any operator name
 SECTIONS = {"data": "cnnkit.data", "forward": "cnnkit.forward", "backward": "cnnkit.backward",
             "optimizer": "cnnkit.optimizer"}
-
-
-def endless(loader) -> Iterator[Any]:
-    """The loader's batches, epoch after epoch (each epoch in its own seeded order)."""
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
 
 
 class TrainStep:

@@ -85,6 +85,16 @@ class EpochOrder:
         return full + (1 if rest and not (self.drop_last and full) else 0)
 
 
+def endless(loader) -> Iterator:
+    """A loader's batches, epoch after epoch, each epoch in its own seeded order (`set_epoch`):
+    the stream of the LR range test and `cnnkit bench`, which take steps, not epochs."""
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
 def collate_usable(items: list[tuple], stack: bool = True) -> tuple[list | None, list[BadFile]]:
     """(batch, bad files) from Dataset items `(*fields, bad)`; batch is None when no item is usable.
 

@@ -47,6 +47,8 @@ import torch
 from rich.console import Console
 
 from cnnkit.config import Config
+from cnnkit.data.loader import endless
+from cnnkit.engine.setup import make_run_dir
 from cnnkit.errors import CnnkitError
 
 BETA = 0.98  # smoothing of the loss (fastai's lr_find); bias-corrected, so the first steps are not pulled to 0
@@ -86,16 +88,6 @@ def lr_schedule(start_lr: float, end_lr: float, steps: int) -> np.ndarray:
     return np.geomspace(start_lr, end_lr, steps)
 
 
-def _epochs(loader):
-    """The loader's batches, epoch after epoch, each in its own seeded order (as `bench.step.endless`,
-    which engine cannot import: bench depends on engine, and tests/test_imports.py forbids the cycle)."""
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 100,
                progress: Any = None) -> tuple[list[float], list[float], list[float], str | None]:
     """Run the LR range test on a `ResolvedRun` (engine/run.py) and put its model's weights back.
@@ -121,7 +113,7 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
     was_training = model.training
     model.train()
     try:
-        for i, (lr, batch) in enumerate(zip(lr_schedule(start_lr, end_lr, steps), _epochs(loader))):
+        for i, (lr, batch) in enumerate(zip(lr_schedule(start_lr, end_lr, steps), endless(loader))):
             for group in optimizer.param_groups:
                 group["lr"] = float(lr)
             batch = task.to_device(batch, device)
@@ -190,7 +182,8 @@ def find_lr(cfg: Config, start_lr: float = 1e-6, end_lr: float = 10.0, steps: in
     setup = {"task": c.task, "data": run.info.name, "model": c.model.name, "optimizer": c.train.optimizer,
              "batch_size": c.train.batch_size, "weight_decay": c.train.weight_decay, "seed": c.train.seed,
              "device": str(run.device)}
-    result = LRFind(_out_dir(c), lrs, losses, smoothed, lr, rule, lowest, start_lr, end_lr, steps, stopped, setup)
+    out = make_run_dir(c, create=False, suffix="-lr-find")
+    result = LRFind(out, lrs, losses, smoothed, lr, rule, lowest, start_lr, end_lr, steps, stopped, setup)
     write_result(result)
     if not quiet:
         _print(result, console)
@@ -229,18 +222,6 @@ def plot(result: LRFind) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return save_figure(fig, r.png)
-
-
-def _out_dir(cfg: Config) -> Path:
-    """`--out` as given; else runs/<data>-<model>-lr-find, with -2, -3 ... when taken."""
-    if cfg.train.out:
-        return Path(cfg.train.out)
-    base = Path("runs") / f"{Path(cfg.data.name).name or 'data'}-{Path(str(cfg.model.name)).stem}-lr-find"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 def _print(r: LRFind, console: Console) -> None:

@@ -57,8 +57,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def make_run_dir(cfg: Config, create: bool = True) -> Path:
-    """`--out` as given, else runs/<data>-<model>, with -2, -3 ... when taken."""
+def make_run_dir(cfg: Config, create: bool = True, suffix: str = "") -> Path:
+    """`--out` as given, else runs/<data>-<model><suffix>, with -2, -3 ... when taken."""
     if cfg.train.out:
         path = Path(cfg.train.out)
         if create and (path / "last.pt").exists():
@@ -66,7 +66,7 @@ def make_run_dir(cfg: Config, create: bool = True) -> Path:
     else:
         data = Path(cfg.data.name).name or "data"
         model = Path(str(cfg.model.name)).stem
-        base = Path("runs") / f"{data}-{model}"
+        base = Path("runs") / f"{data}-{model}{suffix}"
         path, n = base, 1
         while path.exists():
             n += 1
