@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     add_bench_parser(sub)
+    from cnnkit.serve.command import add_serve_parser
+
+    add_serve_parser(sub)
     _add_data_parser(sub)
     return p
 
@@ -276,6 +279,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                         run.info.num_classes, args.data, args.json)
     elif args.command == "data":
         return _data(args)
+    elif args.command == "serve":
+        from cnnkit.serve.command import serve_command
+
+        return serve_command(args)
     elif args.command == "bench":
         from cnnkit.bench.api import bench
         from cnnkit.bench.show import bench_table

@@ -1,0 +1,142 @@
+"""`create_app`: a FastAPI app serving one model — settings, lifespan, errors, metrics, the page.
+
+Every error leaves as JSON {"error": "<one sentence>"} with its 4xx/5xx status (a `Rejected` from
+the limits, auth or queue; a `CnnkitError` from the model as 422; validation errors as 422), so a
+client never has to parse a traceback and the server keeps serving. The lifespan starts the
+micro-batcher and, on shutdown (uvicorn's SIGTERM handling lets in-flight requests finish first),
+drains it.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cnnkit.errors import CnnkitError
+from cnnkit.serve.batching import MicroBatcher
+from cnnkit.serve.limits import Limits, Rejected
+from cnnkit.serve.metrics import ServeMetrics
+from cnnkit.serve.model import ServedModel
+
+# The page's own files only: no inline script, nothing from another origin.
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the server batches, waits, limits and guards (the `cnnkit serve` flags)."""
+
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # images admitted and waiting; more -> 503 + Retry-After
+    timeout_s: float = 30.0  # per request, queueing included -> 504
+    max_explain: int = 2  # explanations in flight; more -> 503
+    token: str | None = None
+    cors: str | None = None  # one allowed origin; None: no CORS headers at all
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class Served:
+    """What the endpoints share (app.state.served)."""
+
+    model: ServedModel
+    settings: ServeSettings
+    batcher: MicroBatcher
+    metrics: ServeMetrics
+    static: Path
+    explaining: int = 0
+    draining: bool = False
+
+
+def create_app(model: ServedModel | str | Path, settings: ServeSettings | None = None,
+               device: str = "auto") -> FastAPI:
+    """An app serving `model` (a `ServedModel`, run directory or checkpoint). Raises `CnnkitError`
+    when the checkpoint cannot be loaded."""
+    from cnnkit.serve.routes import router
+
+    settings = settings or ServeSettings()
+    model = model if isinstance(model, ServedModel) else ServedModel(model, device=device)
+    metrics_box: list[ServeMetrics] = []
+    batcher = MicroBatcher(model.run_batch, settings.max_batch, settings.max_wait_ms, settings.max_queue,
+                           on_batch=lambda n, s: metrics_box[0].observe_batch(n, s))
+    metrics = ServeMetrics(lambda: batcher.depth)
+    metrics_box.append(metrics)
+    static = Path(str(files("cnnkit.serve").joinpath("static")))
+    served = Served(model, settings, batcher, metrics, static)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        served.draining = True
+        await batcher.close()
+
+    app = FastAPI(title="cnnkit serve", version="1", lifespan=lifespan,
+                  description=f"{model.task.name} with {model.meta['model']['name']} ({model.source_name})")
+    app.state.served = served
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    _add_handlers(app)
+    _add_middleware(app, served)
+    return app
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _add_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejected)
+    async def rejected(request: Request, e: Rejected):
+        return _error(e.status, e.message, e.headers)
+
+    @app.exception_handler(CnnkitError)
+    async def cnnkit_error(request: Request, e: CnnkitError):
+        return _error(422, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        parts = [f"{'.'.join(str(p) for p in err.get('loc', ())[1:]) or 'request'}: {err.get('msg')}"
+                 for err in e.errors()]
+        return _error(422, "; ".join(parts)[:500] or "The request is not valid.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        return _error(e.status_code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception):
+        return _error(500, f"Internal error ({type(e).__name__}); the server keeps running.")
+
+
+def _add_middleware(app: FastAPI, served: Served) -> None:
+    if served.settings.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[served.settings.cors], allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    @app.middleware("http")
+    async def count_and_guard(request: Request, call_next):
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception as e:  # noqa: BLE001 - counted, then answered as JSON like every other error
+            response = _error(500, f"Internal error ({type(e).__name__}); the server keeps running.")
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or ("/static" if request.url.path.startswith("/static/") else "other")
+        served.metrics.observe_request(endpoint, response.status_code, time.perf_counter() - start)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if endpoint in ("/", "/static"):
+            response.headers["Content-Security-Policy"] = PAGE_CSP
+        return response
