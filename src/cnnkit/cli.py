@@ -58,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--save-dir", help="write drawings (boxes, masks, labels) here")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true")
+    for flag, text in (("--size", "H or H,W"), ("--channels", "C"), ("--classes", "N or a,b,c")):
+        pr.add_argument(flag, help=f"{text}: for an .onnx file without cnnkit metadata")
 
     _add_explain_parser(sub)
+    _add_export_parser(sub)
 
     r = sub.add_parser("report", help="(re)write RUN_DIR/report.html")
     r.add_argument("run_dir")
@@ -120,6 +123,19 @@ def _add_explain_parser(sub) -> None:
     x.add_argument("--steps", type=int, default=50, help="integrated-gradients steps")
     x.add_argument("--window", type=int, default=8, help="occlusion window (pixels)")
     x.add_argument("--stride", type=int, default=4, help="occlusion stride (pixels)")
+    x.add_argument("--json", action="store_true")
+
+
+def _add_export_parser(sub) -> None:
+    x = sub.add_parser("export", help="write the model as ONNX (optionally int8) or safetensors")
+    x.add_argument("source", metavar="RUN_DIR|CKPT")
+    x.add_argument("--format", default="onnx", help="onnx (default) or safetensors")
+    x.add_argument("--out", help="file to write (default: RUN_DIR/model.onnx or .safetensors)")
+    x.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    x.add_argument("--dynamic-batch", action="store_true", help="free batch axis (default: batch 1)")
+    x.add_argument("--check", action="store_true", help="fail unless onnxruntime matches PyTorch on held-out images")
+    x.add_argument("--int8", action="store_true", help="also write <name>.int8.onnx (static, calibrated on train)")
+    x.add_argument("--force", action="store_true", help="keep the int8 file even if the metric drops > 1 point")
     x.add_argument("--json", action="store_true")
 
 
@@ -246,7 +262,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from cnnkit.engine.predictor import load
 
         options = {k: v for k, v in (("top_k", args.top_k), ("conf", args.conf), ("iou", args.iou)) if v is not None}
-        records = load(args.source, device=args.device).predict(args.inputs, save_dir=args.save_dir, **options)
+        plain = {k: v for k, v in (("size", args.size), ("channels", args.channels), ("classes", args.classes)) if v}
+        records = load(args.source, device=args.device, **plain).predict(args.inputs, save_dir=args.save_dir,
+                                                                         **options)
         _print_json(records) if args.json else show.predictions(records, args.save_dir)
     elif args.command == "explain":
         from cnnkit.explain.api import explain_cli
@@ -254,6 +272,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         explain_cli(args.source, args.images, [m.strip() for m in args.method.split(",") if m.strip()],
                     args.target, args.layer, args.save_dir, args.evaluate, args.worst, args.json, args.steps,
                     args.window, args.stride)
+    elif args.command == "export":
+        from cnnkit.export.api import export, export_text
+
+        result = export(args.source, args.format, args.out, args.opset, args.dynamic_batch, args.check, args.int8,
+                        args.force)
+        _print_json(result) if args.json else print(export_text(result))
     elif args.command == "report":
         from cnnkit.report.html import write_report
 

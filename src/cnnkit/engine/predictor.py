@@ -47,8 +47,17 @@ class Predictor:
                              **options)
 
 
-def load(source: str | Path, device: str = "auto") -> Predictor:
-    """A run directory (its best.pt) or a checkpoint file -> Predictor."""
+def load(source: str | Path, device: str = "auto", **onnx_options: Any) -> Predictor:
+    """A run directory (its best.pt), a checkpoint file or an exported `.onnx` file -> Predictor
+    (`onnx_options`: size, channels, classes for an ONNX file without cnnkit metadata)."""
+    if str(source).lower().endswith(".onnx"):
+        from cnnkit.export.runtime import load_onnx
+
+        return load_onnx(source, **onnx_options)
+    if str(source).lower().endswith(".safetensors"):
+        from cnnkit.export.weights import read_safetensors
+
+        return Predictor(read_safetensors(source), device=device)
     return Predictor(load_checkpoint(source), device=device)
 
 

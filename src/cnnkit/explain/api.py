@@ -65,10 +65,20 @@ def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam"
     # A run or checkpoint says its channel count: images are decoded to it, as `explain_cli` does.
     # A bare model learns it from the first image.
     subject = None if isinstance(model_or_path, nn.Module) else load_subject(model_or_path)
+    onnx_methods_only(subject, parse_methods(method))
     imgs = as_images(images, subject.channels if subject is not None else None)
     subject = subject or load_subject(model_or_path, imgs[0][1], **options)
     explanations, _ = run(subject, imgs, parse_methods(method), target, layer, options)
     return explanations
+
+
+def onnx_methods_only(subject: Subject | None, methods: list[str]) -> None:
+    """An exported .onnx model has no gradients or layers to hook: only occlusion explains it."""
+    if subject is not None and subject.meta.get("runtime") == "onnxruntime":
+        other = [m for m in methods if m != "occlusion"]
+        if other:
+            raise CnnkitError(f"{', '.join(other)} need(s) PyTorch's gradients or layers, which an .onnx file does "
+                              "not have: use --method occlusion, or explain the run directory / checkpoint.")
 
 
 def _stems(names: list[str]) -> dict[str, str]:
@@ -120,6 +130,7 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
         if value is None or int(value) < 1:
             raise CnnkitError(f"{key} expects a positive integer, got {value}.")
     subject = from_path(source)
+    onnx_methods_only(subject, method_list)
     out_dir = Path(save_dir) if save_dir else run_dir_of(source) / "explain"
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {"steps": int(steps), "window": int(window), "stride": int(stride)}

@@ -1,0 +1,102 @@
+"""`cnnkit export --format onnx`: a checkpoint -> one self-describing `.onnx` file.
+
+The graph is traced with PyTorch's TorchScript-based exporter (`torch.onnx.export(...,
+dynamo=False)`): measured with torch 2.14, the dynamo exporter needs `onnxscript`, which the
+export extra does not bring, and the traced graphs of the cnnkit models run in onnxruntime
+at the same speed. What goes into the graph is `export/graph.py`'s; the file's
+`metadata_props` (`export/metadata.py`) say how to feed it. Written atomically (temporary
+file, then rename), like checkpoints.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.errors import CnnkitError
+from cnnkit.export.graph import graph_of
+from cnnkit.export.metadata import props_from_meta
+
+DEFAULT_OPSET = 17
+
+
+def sample_input(run, graph: str) -> torch.Tensor:
+    """One input of the graph's kind, 1 x C x H x W, built the way predict builds it (a black image)."""
+    pre = run.checkpoint["meta"]["preprocess"]
+    h, w = pre["size"]
+    image = torch.zeros(run.info.channels, h, w, dtype=torch.uint8)
+    x = run.task.model_input([image], pre)
+    if graph == "tinydet-head":  # what the detector's own transform makes of it
+        x = run.model.transform(list(x))[0].tensors
+    return x
+
+
+def export_onnx(ckpt: dict[str, Any], out: str | Path, opset: int = DEFAULT_OPSET,
+                dynamic_batch: bool = False) -> tuple[Path, str]:
+    """Write the checkpoint's model as ONNX to `out`; returns (path, graph kind). `dynamic_batch`
+    leaves the batch axis free (default: batch 1; cnnkit feeds such a graph one image at a time).
+    Raises `CnnkitError` naming the operator the exporter could not convert."""
+    import onnx
+
+    from cnnkit.engine.run import resolve_run
+
+    run = resolve_run(ckpt, device="cpu")
+    meta = ckpt["meta"]
+    module, graph, outputs = graph_of(run.model, run.task.output, meta["model"]["name"])
+    x = sample_input(run, graph)
+    axes: dict[str, dict[int, str]] = {}
+    if dynamic_batch:
+        axes = {"images": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
+    if graph == "tinydet-head":  # another aspect ratio is another padded size
+        axes["images"] = {**axes.get("images", {}), 2: "height", 3: "width"}
+        for o in outputs:
+            axes[o] = {**axes.get(o, {}), 1: "cells"}
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about constants are expected here
+            torch.onnx.export(module.eval(), (x,), buffer, input_names=["images"], output_names=outputs,
+                              opset_version=opset, dynamic_axes=axes or None, dynamo=False)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types; each becomes one sentence
+        raise CnnkitError(export_failure(err, meta["model"]["name"], opset)) from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    for key, value in props_from_meta(meta, graph, run.task.output).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"cnnkit {meta['task']} model {meta['model']['name']}; see metadata_props"
+    onnx.checker.check_model(proto)
+    return write_atomic(proto.SerializeToString(), out), graph
+
+
+def export_failure(err: Exception, model_name: str, opset: int) -> str:
+    """One sentence for an export that failed, naming the operator when the exporter says which."""
+    text = str(err)
+    op = re.search(r"operator '?([\w:.]+)'?", text) or re.search(r"(aten::\w+|prim::\w+)", text)
+    if op:
+        return (f'Model "{model_name}" cannot be exported to ONNX: the operator {op.group(1)} has no ONNX '
+                f"conversion at opset {opset}; try a higher --opset or replace that layer.")
+    first = (text.strip().splitlines() or [type(err).__name__])[0][:200]
+    return f'Model "{model_name}" cannot be exported to ONNX: {first}'
+
+
+def write_atomic(data: bytes, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out

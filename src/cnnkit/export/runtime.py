@@ -1,0 +1,159 @@
+"""An exported `.onnx` file as something the engine already knows how to use.
+
+`load_onnx(path)` returns an `OnnxPredictor`: a `Predictor` whose `.model` runs onnxruntime
+instead of PyTorch, so `cnnkit predict`, `eval` and `explain` (occlusion) go through their
+usual loops — `Task.model_input` builds the input from the file's own metadata, the task
+turns outputs into predictions and metrics — and cannot drift from the checkpoint's path.
+
+- `OnnxModel` (logits, pixel_logits graphs): an `nn.Module` whose forward(x N x C x H x W
+  float) returns the graph's logits as a torch tensor on x's device. A batch-1 graph is fed
+  one image at a time.
+- tinydet-head graphs: the detector itself, built from the metadata's config (its weights
+  unused), with its `_head` replaced by `OrtHead`; transform, decode, NMS and postprocess
+  stay the PyTorch code (see `export/graph.py`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnkit.data.base import DatasetInfo
+from cnnkit.engine.predictor import Predictor
+from cnnkit.errors import CnnkitError
+from cnnkit.export.metadata import has_cnnkit_metadata, meta_from_props
+
+MISSING_HELP = {"size": "--size H[,W]", "channels": "--channels C", "classes": "--classes N or --classes a,b,c"}
+
+
+def open_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session on `path` (threads: intra-op threads, default torch's count).
+    Raises `CnnkitError` when the file is missing or is not a readable ONNX model."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise CnnkitError(f"ONNX file {path} does not exist.")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for bad protobufs
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise CnnkitError(f"Cannot read ONNX file {path}: {first}; export it again with `cnnkit export`.") from None
+
+
+def run_session(session, x: torch.Tensor) -> list[torch.Tensor]:
+    """The session's outputs for the input batch x (fed image by image to a batch-1 graph)."""
+    inp = session.get_inputs()[0]
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+    arr = x.detach().float().cpu().contiguous().numpy()
+    if fixed is not None and arr.shape[0] != fixed:
+        parts = [session.run(None, {inp.name: arr[i:i + fixed]}) for i in range(0, arr.shape[0], fixed)]
+        outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+    else:
+        outs = session.run(None, {inp.name: arr})
+    return [torch.from_numpy(np.ascontiguousarray(o)).to(x.device) for o in outs]
+
+
+class OnnxModel(nn.Module):
+    """forward(x: float N x C x H x W) -> the graph's first output (logits) as a float tensor."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+        # A parameter only so `next(model.parameters()).device` (the predict loop's device) answers cpu.
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return run_session(self.session, x)[0]
+
+
+class OrtHead:
+    """tinydet's `_head(x)` computed by onnxruntime: (cls_logits, boxes, iou_logits, None)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, x: torch.Tensor):
+        cls, boxes, iou = run_session(self.session, x)
+        return cls, boxes, iou, None
+
+
+class OnnxPredictor(Predictor):
+    """A `Predictor` (predict, preprocess, classes, check_compatible) over an ONNX file."""
+
+    def __init__(self, path: str | Path, meta: dict[str, Any], session):
+        from cnnkit.config import Config
+        from cnnkit.tasks import get_task
+
+        self.meta, self.path, self.session = {**meta, "runtime": "onnxruntime"}, str(path), session
+        self.cfg = Config.from_dict(meta["config"])
+        pre = meta["preprocess"]
+        self.info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
+                                image_size=meta["image_size"], name=meta.get("data_name", ""))
+        self.info.extra.update({k: pre[k] for k in ("mean", "std") if k in pre})
+        self.task = get_task(meta["task"])
+        self.task.setup(self.cfg, self.info)
+        self.device = torch.device("cpu")
+        if meta["graph"] == "tinydet-head":
+            self.model = self.task.build_model(self.cfg, self.info).eval()
+            self.model._head = OrtHead(session)  # the detector's own transform/decode/NMS around the graph
+        elif meta["graph"] in ("logits", "pixel_logits"):
+            self.model = OnnxModel(session).eval()
+        else:
+            raise CnnkitError(f"{path}: unknown cnnkit.graph {meta['graph']!r} in its metadata; export it again "
+                              "with this version of cnnkit.")
+
+
+def load_onnx(path: str | Path, size: Any = None, channels: int | None = None, classes: Any = None,
+              threads: int | None = None) -> OnnxPredictor:
+    """An `.onnx` file -> `OnnxPredictor`. A file cnnkit exported describes itself; for any other
+    classifier give `size` (int or (h, w)), `channels` and `classes` (a count or a list of names) where
+    the graph's input/output shapes do not say them: pixels are then scaled to 0..1 (mean 0, std 1).
+    Raises `CnnkitError` for an unreadable file, or naming exactly the values that are missing."""
+    session = open_session(path, threads)
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    if has_cnnkit_metadata(props):
+        meta = meta_from_props(props, str(path))
+    else:
+        meta = plain_meta(session, str(path), size, channels, classes)
+    return OnnxPredictor(path, meta, session)
+
+
+def plain_meta(session, path: str, size: Any, channels: int | None, classes: Any) -> dict[str, Any]:
+    """The meta of a classifier ONNX file without cnnkit metadata, from the given values and the
+    graph's static shapes (input N x C x H x W, output N x K)."""
+    shape = session.get_inputs()[0].shape
+    out = session.get_outputs()[0].shape
+    static = [d if isinstance(d, int) else None for d in shape]
+    if size is None and len(static) == 4 and static[2] and static[3]:
+        size = [static[2], static[3]]
+    if channels is None and len(static) == 4 and static[1]:
+        channels = static[1]
+    if classes is None and len(out) == 2 and isinstance(out[1], int):
+        classes = out[1]
+    missing = [k for k, v in (("size", size), ("channels", channels), ("classes", classes)) if v is None]
+    if missing:
+        flags = ", ".join(MISSING_HELP[k] for k in missing)
+        raise CnnkitError(f"{path} has no cnnkit metadata and its shapes do not say its {', '.join(missing)}: "
+                          f"give {flags} (or export it with `cnnkit export`).")
+    try:
+        size = [int(s) for s in (str(size).split(",") if isinstance(size, (int, str)) else size)]
+        size = size * 2 if len(size) == 1 else size
+        c = int(channels)
+    except ValueError:
+        raise CnnkitError(f"--size takes H or H,W and --channels an integer; got {size!r} and {channels!r}.") from None
+    if isinstance(classes, str):
+        classes = int(classes) if classes.strip().isdigit() else [n.strip() for n in classes.split(",")]
+    names = [str(i) for i in range(classes)] if isinstance(classes, int) else [str(n) for n in classes]
+    pre = {"size": size, "channels": c, "mean": [0.0] * c, "std": [1.0] * c}
+    config = {"task": "classify"}
+    return {"task": "classify", "graph": "logits", "model": {"name": "onnx", "kwargs": {}}, "classes": names,
+            "channels": c, "image_size": size, "preprocess": pre, "config": config, "data_name": "", "metrics": {},
+            "epoch": None}
