@@ -67,6 +67,8 @@ class DataConfig:
                            "class 1 when the masks hold only 0 and that value, else as stored; class = class 1; "
                            "ignore = as stored (255 = ignore, VOC's void)",
                            choices=("auto", "class", "ignore"))
+    allow_outside_root: bool = option(False, "open files that annotation files name outside the dataset folder "
+                                      "(../ or absolute paths in COCO, VOC, YOLO, CSV); refused when false")
 
 
 @dataclass

@@ -13,7 +13,8 @@ mode to gray (`L`, 1 channel) or `RGB` (3 channels):
 - CMYK, YCbCr, LAB, HSV and palettes go through Pillow's own conversion to RGB; 1-bit to L.
 
 A file that cannot be decoded raises `BadImage` whose `reason` reads "<kind>: <detail>"
-(kind: zero-byte, missing, not-an-image, truncated, too-large, unreadable). Truncated files
+(kind: zero-byte, missing, not-an-image, truncated, too-large — past CNNKIT_MAX_IMAGE_PIXELS, see
+`data/limits.py`, checked from the header before any pixel is decoded —, unreadable). Truncated files
 are detected by forcing `img.load()`; `ImageFile.LOAD_TRUNCATED_IMAGES` is deliberately left
 off, since padding a half image with gray would hand the model a wrong sample.
 
@@ -28,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import gzip
+import math
 import os
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnkit.data.limits import GZIP_MAX_RATIO, cap, raise_hint
 from cnnkit.errors import CnnkitError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -150,7 +154,11 @@ def _opened(path: str | Path | BinaryIO) -> Iterator[Image.Image]:
         except OSError as e:
             raise BadImage(f"unreadable: {e.strerror or e}", name) from None
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the cap below decides, with one sentence
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            _check_pixels(img, name)
             yield img
     except BadImage:
         raise
@@ -159,8 +167,8 @@ def _opened(path: str | Path | BinaryIO) -> Iterator[Image.Image]:
             raise BadImage("truncated: the file starts like an image but its header is cut off or corrupt",
                            name) from None
         raise BadImage("not-an-image: Pillow cannot identify the file format", name) from None
-    except Image.DecompressionBombError as e:
-        raise BadImage(f"too-large: {e}", name) from None
+    except Image.DecompressionBombError as e:  # past twice Pillow's own limit, which a raised cap cannot lift
+        raise BadImage(f"too-large: {e} (Pillow's PIL.Image.MAX_IMAGE_PIXELS)", name) from None
     except OSError as e:
         text = str(e)
         low = text.lower()
@@ -168,6 +176,14 @@ def _opened(path: str | Path | BinaryIO) -> Iterator[Image.Image]:
         raise BadImage(f"{kind}: {text}", name) from None
     except Exception as e:  # noqa: BLE001 - plugins raise SyntaxError/ValueError/struct.error on broken data
         raise BadImage(f"unreadable: {type(e).__name__}: {e}", name) from None
+
+
+def _check_pixels(img: Image.Image, name: str) -> None:
+    """BadImage "too-large" for an image past CNNKIT_MAX_IMAGE_PIXELS, before any pixel is decoded."""
+    w, h = img.size
+    if w * h > cap("CNNKIT_MAX_IMAGE_PIXELS"):
+        raise BadImage(f"too-large: {w}x{h} = {w * h} pixels is more than the cap on one image; "
+                       f"{raise_hint('CNNKIT_MAX_IMAGE_PIXELS')}", name)
 
 
 # First bytes of the common formats: tells a cut-off image from a file that never was one.
@@ -238,27 +254,70 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (optionally .gz) into a writable array; CnnkitError naming the file if corrupt."""
+    """Read an IDX file (optionally .gz) into a writable array; CnnkitError naming the file if corrupt.
+
+    The header (magic, dimensions) is read and checked first — against the file's size (a gzip
+    holds at most `limits.GZIP_MAX_RATIO` times its size) and against the cap
+    CNNKIT_MAX_IDX_BYTES — and only then is the body read, streamed into a buffer of exactly
+    the size the header promises, so a small file claiming gigabytes is refused in milliseconds."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        # one bytearray copy makes the array writable (torch.from_numpy warns on read-only buffers)
-        data = bytearray(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+        size = path.stat().st_size
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            shape, dtype, header = _idx_header(f, path)
+            expected = math.prod(shape) * dtype.itemsize
+            _check_idx_size(path, shape, expected, size, header)
+            data = bytearray(expected)  # writable: torch.from_numpy warns on read-only buffers
+            got = _read_into(f, data)
+            extra = len(f.read(1)) if got == expected else 0
     except (OSError, EOFError, zlib.error) as e:
         raise CnnkitError(f"Cannot read the IDX file {path} ({e}): replace it with a fresh copy.") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise CnnkitError(f"{path} is not an IDX file (bad magic number): replace it with a fresh copy.")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise CnnkitError(f"{path} is a corrupt IDX file (short header): replace it with a fresh copy.")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - header != expected:
+    if got != expected or extra:
+        held = f"{got}" if got != expected else f"more than {expected}"
         raise CnnkitError(
             f"{path} is a corrupt IDX file: its header promises {expected} bytes of data for shape {shape} "
-            f"but it holds {len(data) - header}; replace it with a fresh copy."
+            f"but it holds {held}; replace it with a fresh copy."
         )
-    arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    arr = np.frombuffer(data, dtype).reshape(shape)
     return arr if dtype.byteorder in ("=", "|") else arr.astype(dtype.newbyteorder("="))
+
+
+def _read_into(f: BinaryIO, buf: bytearray) -> int:
+    """Fill `buf` from `f` in chunks (a gzip stream returns short reads); the bytes read."""
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        n = f.readinto(view[got:got + (1 << 24)])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _idx_header(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header bytes) from the first bytes of an open IDX stream."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+        raise CnnkitError(f"{path} is not an IDX file (bad magic number): replace it with a fresh copy.")
+    ndim = magic[3]
+    dims = f.read(4 * ndim)
+    if ndim == 0 or len(dims) < 4 * ndim:
+        raise CnnkitError(f"{path} is a corrupt IDX file (short header): replace it with a fresh copy.")
+    shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+    return shape, np.dtype(_IDX_TYPES[magic[2]]), 4 + 4 * ndim
+
+
+def _check_idx_size(path: Path, shape: tuple[int, ...], expected: int, size: int, header: int) -> None:
+    """Refuse a header whose promised body the file cannot hold, or that is past CNNKIT_MAX_IDX_BYTES."""
+    if path.suffix == ".gz" and expected > GZIP_MAX_RATIO * size:
+        raise CnnkitError(
+            f"{path} is a corrupt IDX file: its header promises {expected} bytes of data for shape {shape}, "
+            f"more than a {size}-byte gzip can hold; replace it with a fresh copy."
+        )
+    if path.suffix != ".gz" and expected != size - header:
+        raise CnnkitError(
+            f"{path} is a corrupt IDX file: its header promises {expected} bytes of data for shape {shape} "
+            f"but it holds {size - header}; replace it with a fresh copy."
+        )
+    if expected > cap("CNNKIT_MAX_IDX_BYTES"):
+        raise CnnkitError(f"{path} holds {expected} bytes of data (shape {shape}), more than the cap on one IDX "
+                          f"file; {raise_hint('CNNKIT_MAX_IDX_BYTES')}.")

@@ -101,13 +101,18 @@ class DetectionSplit:
 
 
 def decode_segmentations(segs: list, h: int, w: int) -> torch.Tensor:
-    """COCO polygons / RLE (one entry per instance, None = no mask) -> (k, H, W) uint8, via pycocotools."""
+    """COCO polygons / RLE (one entry per instance, None = no mask) -> (k, H, W) uint8, via pycocotools.
+    Each is checked first (`segmentation_problem`): pycocotools writes past its buffer on an RLE whose
+    size or counts disagree with the image, so such a mask raises CnnkitError instead of being decoded."""
     from pycocotools import mask as mask_utils
 
     out = torch.zeros((len(segs), h, w), dtype=torch.uint8)
     for j, seg in enumerate(segs):
         if not seg:
             continue
+        if problem := segmentation_problem(seg, h, w):
+            raise CnnkitError(f"Mask {j + 1} of a {w}x{h} image cannot be decoded: {problem}; fix its annotation "
+                              "(`cnnkit data inspect` lists every such mask).")
         if isinstance(seg, list):  # polygons
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         elif isinstance(seg.get("counts"), list):  # uncompressed RLE
@@ -116,6 +121,65 @@ def decode_segmentations(segs: list, h: int, w: int) -> torch.Tensor:
             rle = seg
         out[j] = torch.from_numpy(mask_utils.decode(rle).astype("uint8"))
     return out
+
+
+def segmentation_problem(seg: Any, h: int, w: int) -> str | None:
+    """Why pycocotools must not decode `seg` (COCO polygons or RLE) for an h x w image, or None.
+
+    An RLE must state the image's own [h, w] and run lengths (a list, or COCO's compressed string)
+    that are non-negative and add up to h * w; polygon coordinates must be finite and within one
+    image size of the image (pycocotools rasterises the outline at 5x, so a far point costs memory)."""
+    if isinstance(seg, list):
+        coords = [v for poly in seg for v in (poly if isinstance(poly, list) else [None])]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in coords):
+            return "a polygon holds something other than numbers"
+        xs, ys = coords[0::2], coords[1::2]
+        if not all(-w <= x <= 2 * w for x in xs) or not all(-h <= y <= 2 * h for y in ys):
+            return f"a polygon has points far outside the {w}x{h} image (or not finite)"
+        return None
+    if not isinstance(seg, dict):
+        return f"segmentation of type {type(seg).__name__}, not polygons or RLE"
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and [_as_int(v) for v in size] == [h, w]):
+        return f"its RLE size {str(size)[:40]} is not the image's [{h}, {w}]"
+    runs = _rle_runs(counts)
+    if runs is None:
+        return "its RLE counts are neither a list of run lengths nor a COCO compressed RLE string"
+    if any(r < 0 for r in runs) or sum(runs) != h * w:
+        return f"its RLE run lengths add up to {sum(runs)} pixels (or hold a negative run), not the image's {h * w}"
+    return None
+
+
+def _as_int(v: Any) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() else None
+
+
+def _rle_runs(counts: Any) -> list[int] | None:
+    """Run lengths of an RLE's counts: a list of integers, or pycocotools' compressed string (decoded as
+    its rleFrString does, 5 bits per character with a continuation bit, runs after the second as deltas)."""
+    if isinstance(counts, list):
+        runs = [_as_int(c) for c in counts]
+        return None if any(r is None for r in runs) else runs
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")
+    if not isinstance(counts, str):
+        return None
+    runs: list[int] = []
+    p = 0
+    while p < len(counts):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(counts) or not 48 <= ord(counts[p]) < 112 or k > 12:
+                return None  # cut short, a character outside the alphabet, or a run past any image size
+            c = ord(counts[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        runs.append(x + runs[-2] if len(runs) > 2 else x)
+    return runs
 
 
 # ---- writing (shared by the coco / yolo / voc writers) -----------------------------------

@@ -35,7 +35,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
 from cnnkit.data.decode import BadImage, probe_image, read_image
-from cnnkit.data.detection import DetectionSplit, complete_splits
+from cnnkit.data.detection import DetectionSplit, complete_splits, segmentation_problem
 from cnnkit.data.splits import check_bad_files
 from cnnkit.errors import CnnkitError
 
@@ -159,6 +159,10 @@ def _check_boxes(c: Checked, num_classes: int) -> None:
             c.bad_boxes.append((j, f))
         elif rec.width is not None and max(_overshoot(b, rec.width, rec.height)) > ROUNDING_PX:
             c.clipped.append(j)
+        seg = rec.segmentations[j] if rec.segmentations and j < len(rec.segmentations) else None
+        if seg and rec.width is not None and (problem := segmentation_problem(seg, round(rec.height),
+                                                                              round(rec.width))):
+            c.bad_boxes.append((j, ("bad_annotation", f"the mask of box {_fmt(b)} cannot be used: {problem}")))
         key = (nm, lab, tuple(b))
         if key in first:
             c.duplicates.append(j)
@@ -218,6 +222,10 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
             kept.setdefault(c.split, []).append(_keep_boxes(c.rec, set(c.duplicates)))
     bad += left_out
     check_bad_files(bad, n_images, cfg.data.max_bad, source)
+    if n_images == 0:
+        why = "; ".join(f"{file}: {problem}" for kind, file, problem in scan.remarks if kind == "no_images")
+        raise CnnkitError(f"{source} holds no images{f' ({why})' if why else ''}: a detector cannot learn from it; "
+                          f"check the paths with `cnnkit data inspect {source}`.")
     if n_boxes == 0 and not bad_boxes:
         raise CnnkitError(f"{source} holds {n_images} images but not a single box "
                           f"({scan.labels_hint or 'no annotation was found'}): a detector cannot learn from it; "

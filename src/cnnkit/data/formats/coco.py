@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.containment import inside
 from cnnkit.data.decode import data_files
 from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
@@ -55,12 +57,19 @@ def _looks_like_coco(f: Path) -> bool:
 
 
 def _annotation_files(path: Path) -> list[Path]:
+    return _json_files(path)[0]
+
+
+def _json_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(the annotation files read, the .json files beside them skipped as not COCO): without an
+    instances*.json every .json of the folder is a candidate, so a skipped one is reported."""
     if path.is_file():
-        return [path] if _looks_like_coco(path) else []
+        return ([path], []) if _looks_like_coco(path) else ([], [])
     folder = path / "annotations" if (path / "annotations").is_dir() else path
-    files = [f for f in data_files(folder, (".json",), recursive=False) if _looks_like_coco(f)]
+    candidates = data_files(folder, (".json",), recursive=False)
+    files = [f for f in candidates if _looks_like_coco(f)]
     instances = [f for f in files if f.name.startswith("instances")]
-    return instances or files
+    return (instances, []) if instances else (files, [f for f in candidates if f not in files])
 
 
 def detect(path: Path) -> bool:
@@ -98,6 +107,9 @@ def _read_json(f: Path) -> dict[str, Any]:
         data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise AnnotationError(f, f"{f} is not readable JSON ({e}); fix or remove it.") from None
+    except RecursionError:
+        raise AnnotationError(f, f"{f} nests its JSON deeper than Python can read; a COCO file is at most a few "
+                                 "levels deep: fix or remove it.") from None
     if not isinstance(data, dict):
         raise AnnotationError(f, f"{f} is not a COCO instances file: expected an object with images/annotations/"
                                  f"categories, found a {type(data).__name__}.")
@@ -194,7 +206,7 @@ def _segmentation(v) -> tuple[Any, str | None]:
         return None, None
     if isinstance(v, list):
         ok = all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and
-                 all(_coord(x) is not None and not isinstance(x, str) for x in p) for p in v)
+                 all(_coord(x) is not None and not isinstance(x, str) and math.isfinite(x) for x in p) for p in v)
         return (v, None) if ok else (None, "has a segmentation that is not a list of [x1, y1, x2, y2, ...] polygons")
     if isinstance(v, dict):
         size, counts = v.get("size"), v.get("counts")
@@ -213,8 +225,10 @@ def _iscrowd(v) -> tuple[int | None, str | None]:
     return int(str(v).strip() in ("1", "1.0", "True")), None
 
 
-def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list) -> list[RawImage]:
-    """One record per usable image entry, in file order (a repeated id too: the health check reports it)."""
+def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list, base: Path,
+                 allow_outside: bool) -> list[RawImage]:
+    """One record per usable image entry, in file order (a repeated id too: the health check reports it);
+    a file_name leaving the dataset folder `base` is refused (`containment.inside`)."""
     recs = []
     for n, im in enumerate(data["images"], start=1):
         iid = im.get("id") if isinstance(im, dict) else None
@@ -222,7 +236,9 @@ def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list) -> lis
         if not _is_key(iid) or not isinstance(name, str) or not name.strip():
             issues.append(("bad_annotation", str(f), f"image entry {n} ({_js(im)}) lacks an id or a file_name"))
             continue
-        recs.append(RawImage(str(root / name), iid, str(f), _num(im.get("width")), _num(im.get("height")),
+        file = inside(base, os.path.relpath(root / name, base), allow=allow_outside, source=f,
+                      what=f"image entry {n} (id {_js(iid)}) file_name", shown=repr(name))
+        recs.append(RawImage(str(file), iid, str(f), _num(im.get("width")), _num(im.get("height")),
                              segmentations=[]))
     return recs
 
@@ -244,8 +260,10 @@ def _read_annotation(a: dict[str, Any], rec: RawImage, index: dict[int, int]) ->
     return "null iscrowd" if crowd_problem else None
 
 
-def scan(path: Path) -> Scan:
-    files = _annotation_files(path)
+def scan(path: Path, allow_outside: bool = False) -> Scan:
+    """Parse the COCO files of `path` (see the module docstring). `allow_outside`: open file_names outside
+    the dataset folder (data.allow_outside_root). Raises AnnotationError for a file that cannot be read."""
+    files, skipped = _json_files(path)
     if not files:
         raise CnnkitError(f"No COCO annotation json found in {path} (expected annotations/instances_*.json).")
     datas = [_read_json(f) for f in files]
@@ -254,7 +272,9 @@ def scan(path: Path) -> Scan:
     index = {cid: k for k, cid in enumerate(ids)}
     splits: dict[str, list[RawImage]] = {}
     issues: list[tuple[str, str, str]] = []
-    remarks: list[tuple[str, str, str]] = []
+    remarks: list[tuple[str, str, str]] = [
+        ("not_coco", str(f), "left out: not a COCO instances file (no \"images\" or \"annotations\" key in "
+                             "its first 64 KB)") for f in skipped]
     hflip_ok = True
     for f, data in zip(files, datas):
         info = data.get("info")
@@ -262,7 +282,8 @@ def scan(path: Path) -> Scan:
         split = _split_of(f, len(files))
         first = next((im.get("file_name") for im in data["images"] if isinstance(im, dict)), None)
         root = _image_root(path, f, split, first if isinstance(first, str) else None)
-        recs = _read_images(data, f, root, issues)
+        base = path if path.is_dir() else f.parent
+        recs = _read_images(data, f, root, issues, base, allow_outside)
         splits.setdefault(split, []).extend(recs)
         records: dict[Any, RawImage] = {}
         for rec in recs:
@@ -294,7 +315,7 @@ def _num(v) -> float | None:
 
 @register_format("coco", task="detect", detect=detect, priority=20)
 def load(path: Path, cfg: Config) -> DataBundle:
-    return scan_to_bundle(scan(path), cfg, str(path))
+    return scan_to_bundle(scan(path, cfg.data.allow_outside_root), cfg, str(path))
 
 
 # ---- writer ------------------------------------------------------------------------------

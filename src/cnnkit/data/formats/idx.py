@@ -17,6 +17,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo, TensorSplit
 from cnnkit.data.decode import hidden_name, read_idx
+from cnnkit.data.limits import cap, raise_hint
 from cnnkit.data.registry import register_format
 from cnnkit.data.splits import carve_missing
 from cnnkit.errors import CnnkitError
@@ -127,6 +128,9 @@ def idx_bundle(pairs: dict[str, tuple[Path, Path]], cfg: Config, classes: list[s
     top = int(max(int(y.max()) if len(y) else -1 for _, y in data.values()))
     low = int(min(int(y.min()) if len(y) else 0 for _, y in data.values()))
     if classes is None:
+        if top >= cap("CNNKIT_MAX_CLASSES"):
+            raise CnnkitError(f"The IDX labels of {name} go up to {top}, which would make {top + 1} classes: "
+                              f"give the class names in classes.txt, or {raise_hint('CNNKIT_MAX_CLASSES')}.")
         classes = [str(i) for i in range(max(top + 1, 1))]
     if low < 0 or top >= len(classes):
         raise CnnkitError(

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.containment import inside
 from cnnkit.data.decode import data_files
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
@@ -87,7 +88,9 @@ def _classes(root: Path, names: set[str]) -> list[str]:
     return sorted(names)
 
 
-def scan(path: Path) -> Scan:
+def scan(path: Path, allow_outside: bool = False) -> Scan:
+    """Parse the VOC folder `path` (see the module docstring); an id or <filename> naming a file outside
+    it is refused (AnnotationError) unless `allow_outside` (data.allow_outside_root)."""
     root = _root(path)
     if root is None:
         raise CnnkitError(f"{path} is not a Pascal VOC folder: expected Annotations/ and JPEGImages/.")
@@ -99,7 +102,8 @@ def scan(path: Path) -> Scan:
     for split, ids in _ids(root).items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
-            xml = root / "Annotations" / f"{image_id}.xml"
+            xml = inside(root, f"Annotations/{image_id}.xml", allow=allow_outside, source=_list_file(root, split),
+                         what="id", shown=repr(image_id))
             if not xml.is_file():
                 issues.append(("missing_annotation", str(xml), f"id {image_id!r} is listed in {_list_file(root, split)} "
                                                                f"but {xml} does not exist; add it or remove the id"))
@@ -110,7 +114,8 @@ def scan(path: Path) -> Scan:
                 issues.append(("bad_annotation", str(xml), f"cannot read the annotation: {e}"))
                 continue
             fname = _text(ann, "filename") or f"{image_id}.jpg"
-            file = images / fname
+            file = inside(root, f"JPEGImages/{fname}", allow=allow_outside, source=xml, what="<filename>",
+                          shown=repr(fname))
             if not file.is_file() and Path(fname).stem in by_stem:
                 file = by_stem[Path(fname).stem]
             size = ann.find("size")
@@ -151,7 +156,7 @@ def _float(text: str) -> float | None:
 
 @register_format("voc", task="detect", detect=detect, priority=20)
 def load(path: Path, cfg: Config) -> DataBundle:
-    return scan_to_bundle(scan(path), cfg, str(path))
+    return scan_to_bundle(scan(path, cfg.data.allow_outside_root), cfg, str(path))
 
 
 # ---- writer ------------------------------------------------------------------------------

@@ -20,12 +20,14 @@ size; crowd boxes have no YOLO form and are left out (a note says how many).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
+from cnnkit.data.containment import inside
 from cnnkit.data.decode import BadImage, data_files, probe_image
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
@@ -33,12 +35,14 @@ from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
+YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
+MAX_DEPTH = 32  # nesting levels a data.yaml may have (it needs 2); deeper input makes PyYAML slow, then recurse
 
 
 def _yaml_file(path: Path) -> Path | None:
     if path.is_file():
         return path if path.suffix.lower() in (".yaml", ".yml") else None
-    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+    for name in YAML_NAMES:
         if (path / name).is_file():
             return path / name
     return None
@@ -48,18 +52,29 @@ def detect(path: Path) -> bool:
     y = _yaml_file(path)
     if y is not None:
         try:
-            data = yaml.safe_load(y.read_text(errors="replace"))
-        except yaml.YAMLError:
-            return False
-        return isinstance(data, dict) and "names" in data
+            data = _read_yaml(y)
+        except AnnotationError:  # named as a YOLO data.yaml but broken: loading says what is wrong
+            return y.name in YAML_NAMES
+        return "names" in data or y.name in YAML_NAMES
     if not (path.is_dir() and (path / "classes.txt").is_file()):
         return False
     return (path / "labels").is_dir() or any((path / "images").rglob("*.txt"))
 
 
 def _read_yaml(y: Path) -> dict:
+    """The mapping in data.yaml, read with yaml.safe_load (no tag can run code); AnnotationError naming
+    the file for invalid YAML, a `!!python` (or other unknown) tag, nesting past MAX_DEPTH or a non-mapping."""
     try:
-        data = yaml.safe_load(y.read_text(errors="replace"))
+        text = y.read_text(errors="replace")
+        _check_depth(text, y)
+        data = yaml.safe_load(text)
+    except OSError as e:
+        raise AnnotationError(y, f"cannot read {y} ({e.strerror or e}).") from None
+    except RecursionError:
+        raise AnnotationError(y, f"{y} nests deeper than {MAX_DEPTH} levels; a data.yaml needs two: fix it.") from None
+    except yaml.constructor.ConstructorError as e:
+        raise AnnotationError(y, f"{y} uses a YAML tag cnnkit does not load ({e.problem}); data.yaml may hold only "
+                                 "plain values (strings, numbers, lists, mappings): remove the tag.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -69,6 +84,35 @@ def _read_yaml(y: Path) -> dict:
         raise AnnotationError(y, f"{y} must be a mapping with names and train/val/test keys, "
                                  f"not {type(data).__name__}.")
     return data
+
+
+def _check_depth(text: str, y: Path) -> None:
+    """AnnotationError when `text` nests more than MAX_DEPTH levels: first flow brackets (outside quotes and
+    comments; PyYAML's scanner takes seconds on thousands of them), then block nesting via the parser's events."""
+    depth = deepest = 0
+    quote = None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote or ch == "\n" else quote
+        elif ch in "'\"#":
+            quote = "\n" if ch == "#" else ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest <= MAX_DEPTH:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > MAX_DEPTH:
+                    break
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    if deepest > MAX_DEPTH:
+        raise RecursionError
 
 
 def _name(value, k, source: Path) -> str:
@@ -94,7 +138,9 @@ def _names(raw, source: Path) -> list[str]:
     raise AnnotationError(source, f"{source}: names must be a list or a mapping of class id to name, got {raw!r}.")
 
 
-def _images_in(entry: Path, source: Path) -> list[Path]:
+def _images_in(entry: Path, source: Path, allow_outside: bool = True) -> list[Path]:
+    """The images of a data.yaml split entry: a folder's data files, or the lines of a .txt list, each of
+    which must lie inside the data.yaml's folder unless `allow_outside`."""
     if entry.is_file() and entry.suffix == ".txt":  # a list of image paths
         base = entry.parent
         try:
@@ -102,7 +148,8 @@ def _images_in(entry: Path, source: Path) -> list[Path]:
         except OSError as e:
             raise AnnotationError(source, f"{source}: cannot read the image list {entry} "
                                           f"({e.strerror or e}).") from None
-        return [Path(ln) if Path(ln).is_absolute() else base / ln for ln in lines]
+        return [_contained(source.parent, base / ln, allow_outside, entry, f"line {n}", ln)
+                for n, ln in enumerate(lines, start=1)]
     if entry.is_dir():
         return sorted(data_files(entry))  # the one rule of which files are data (data/decode.py)
     raise AnnotationError(source, f"{source}: {entry} is neither an image folder nor a .txt list of images; "
@@ -119,14 +166,20 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _layout(path: Path) -> tuple[list[str], dict[str, list[Path]], bool]:
+def _contained(folder: Path, p: Path, allow: bool, source: Path, what: str, value: str) -> Path:
+    """`p`, refused (containment.inside) when it lies outside the data.yaml's folder."""
+    return inside(folder, os.path.relpath(p, folder), allow=allow, source=source, what=what, shown=repr(value))
+
+
+def _layout(path: Path, allow_outside: bool = False,
+            remarks: list | None = None) -> tuple[list[str], dict[str, list[Path]], bool]:
     y = _yaml_file(path)
     if y is not None:
         data = _read_yaml(y)
         base = data.get("path") or "."
         if not isinstance(base, str):
             raise AnnotationError(y, f"{y}: path must be a folder name, got {base!r}.")
-        root = Path(base) if Path(base).is_absolute() else (y.parent / base)
+        root = _contained(y.parent, y.parent / base, allow_outside, y, "path", base)
         splits = {}
         for s in SPLITS:
             entries = data.get(s) or []
@@ -135,7 +188,10 @@ def _layout(path: Path) -> tuple[list[str], dict[str, list[Path]], bool]:
                 if not isinstance(e, str):
                     raise AnnotationError(y, f"{y}: {s} must be an image folder, a .txt list or a list of them, "
                                              f"got {e!r}.")
-                splits.setdefault(s, []).extend(_images_in(root / e, y))
+                found = _images_in(_contained(y.parent, root / e, allow_outside, y, s, e), y, allow_outside)
+                if not found and remarks is not None:
+                    remarks.append(("no_images", str(y), f"{s}: {e} holds no images"))
+                splits.setdefault(s, []).extend(found)
         return _names(data.get("names"), y), splits, bool(data.get("hflip_ok", data.get("fliplr", 0.5) != 0))
     names = [ln.strip() for ln in (path / "classes.txt").read_text(errors="replace").splitlines() if ln.strip()]
     images = path / "images"
@@ -202,10 +258,12 @@ def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
         rec.iscrowd.append(0)
 
 
-def scan(path: Path) -> Scan:
-    classes, split_images, hflip_ok = _layout(path)
-    splits: dict[str, list[RawImage]] = {}
+def scan(path: Path, allow_outside: bool = False) -> Scan:
+    """Parse the YOLO set at `path` (see the module docstring); data.yaml paths leaving its folder are refused
+    (AnnotationError) unless `allow_outside` (data.allow_outside_root)."""
     remarks: list[tuple[str, str, str]] = []
+    classes, split_images, hflip_ok = _layout(path, allow_outside, remarks)
+    splits: dict[str, list[RawImage]] = {}
     beside: list[Path] = []
     for s, images in split_images.items():
         recs = splits.setdefault(s, [])
@@ -236,7 +294,7 @@ def scan(path: Path) -> Scan:
 
 @register_format("yolo", task="detect", detect=detect, priority=20)
 def load(path: Path, cfg: Config) -> DataBundle:
-    return scan_to_bundle(scan(path), cfg, str(path))
+    return scan_to_bundle(scan(path, cfg.data.allow_outside_root), cfg, str(path))
 
 
 # ---- writer ------------------------------------------------------------------------------

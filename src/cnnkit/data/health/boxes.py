@@ -86,7 +86,7 @@ def _report_image(report: HealthReport, c: Checked) -> bool:
 def _file_inspector(scan):
     def inspect(path: Path, cfg: Config) -> HealthReport:
         try:
-            found = scan(path)
+            found = scan(path, cfg.data.allow_outside_root)
         except AnnotationError as e:  # the file cannot be read at all: its one sentence is the report
             report = HealthReport(source=str(path))
             report.add("bad_annotation", e.file, str(e))
