@@ -299,7 +299,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         cfg.data.name, cfg.model.name, cfg.data.image_size = args.data, args.model, args.image_size
         run = resolve_run(cfg, device="cpu")
         size = run.cfg.data.image_size
-        show.model_info(layer_table(run.model, (1, run.info.channels, size, size)), run.info.channels, size,
+        shape = (1, run.info.image_size) if run.task.target == "sequence" else (1, run.info.channels, size, size)
+        show.model_info(layer_table(run.model, shape), run.info.channels, size or run.info.image_size,
                         run.info.num_classes, args.data, args.json)
     elif args.command == "data":
         return _data(args)

@@ -69,6 +69,17 @@ class DataConfig:
                            choices=("auto", "class", "ignore"))
     allow_outside_root: bool = option(False, "open files that annotation files name outside the dataset folder "
                                       "(../ or absolute paths in COCO, VOC, YOLO, CSV); refused when false")
+    # Text and SMILES data (cnnkit/data/sequence/)
+    columns: str | None = option(None, "INPUT,TARGET column names of a text/SMILES CSV (e.g. smiles,value); "
+                                 "detected from common names when unset")
+    tokenizer: str | None = option(None, "tokens of text/SMILES data: char, or smiles (Cl, Br, [nH] whole); "
+                                   "smiles for SMILES data when unset", choices=("char", "smiles"))
+    max_length: int | None = option(None, "tokens kept per string; the training set's longest (at most 256) "
+                                    "when unset", bounds="[1, inf)")
+    split_by: str = option("random", "how missing val/test splits are carved: random, or scaffold (Bemis-Murcko, "
+                           "molecules)", choices=("random", "scaffold"))
+    tta: int = option(0, "SMILES test-time augmentation: mean prediction over this many randomised SMILES "
+                      "besides the given one (0: off)", bounds="[0, inf)")
 
 
 @dataclass

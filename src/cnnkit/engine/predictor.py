@@ -42,6 +42,8 @@ class Predictor:
         one list if need be: one record per file or image, in input order (folders, globs and batches
         expand in place; an in-memory image's record says `"file": "<image i>"`, i its position in
         `inputs`, "i.j" for image j of a batch). Raises `CnnkitError` for any other input."""
+        if hasattr(self.task, "predict_inputs"):  # a task that reads something other than images (strings)
+            return self.task.predict_inputs(self.model, self.meta, inputs, save_dir, **options)
         items = collect_inputs(inputs, self.meta["preprocess"]["channels"])
         return predict_files(self.task, self.model, self.meta, items, Path(save_dir) if save_dir else None,
                              **options)

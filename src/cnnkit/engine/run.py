@@ -78,7 +78,7 @@ def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) 
     cfg = Config.from_dict(meta["config"])
     info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
                        image_size=meta["image_size"], name=meta.get("data_name", ""))
-    info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std") if k in meta["preprocess"]})
+    info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std", "sequence") if k in meta["preprocess"]})
     task = get_task(meta["task"])
     task.setup(cfg, info)
     configure_threads(cfg.train.threads)

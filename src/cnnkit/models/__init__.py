@@ -30,6 +30,7 @@ from cnnkit.models import resnet as _resnet  # noqa: F401,E402
 from cnnkit.models import smallcnn as _smallcnn  # noqa: F401,E402
 from cnnkit.models import spec as _spec  # noqa: F401,E402
 from cnnkit.models import vgg as _vgg  # noqa: F401,E402
+from cnnkit.models import seq_cnn as _seq_cnn  # noqa: F401,E402  1-D CNNs over tokens
 from cnnkit.models.attention import check_attention, make_attention  # noqa: E402
 from cnnkit.models.info import layer_table, render_table  # noqa: E402
 

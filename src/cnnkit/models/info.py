@@ -43,8 +43,9 @@ def layer_table(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32)) -
     Layers that the forward pass never calls keep `output_shape` None; a layer called several
     times shows its last output shape and the sum of its FLOPs.
     """
-    if len(input_shape) != 4 or not all(isinstance(s, int) and s > 0 for s in input_shape):
-        raise CnnkitError(f"input_shape must be four positive integers (N, C, H, W), got {tuple(input_shape)}.")
+    if len(input_shape) not in (2, 4) or not all(isinstance(s, int) and s > 0 for s in input_shape):
+        raise CnnkitError(f"input_shape must be four positive integers (N, C, H, W), or two (N, L) for token "
+                          f"ids, got {tuple(input_shape)}.")
     param = next(model.parameters(), None)
     x = torch.zeros(*input_shape, device=param.device if param is not None else "cpu",
                     dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)

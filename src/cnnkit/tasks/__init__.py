@@ -9,6 +9,8 @@ from cnnkit.tasks import classify as _classify  # noqa: F401,E402
 from cnnkit.tasks import detect as _detect  # noqa: F401,E402
 from cnnkit.tasks import segment as _segment  # noqa: F401,E402
 from cnnkit.tasks import instance as _instance  # noqa: F401,E402
+from cnnkit.tasks import seq_classify as _seq_classify  # noqa: F401,E402
+from cnnkit.tasks import seq_regress as _seq_regress  # noqa: F401,E402
 
 
 def get_task(name: str):

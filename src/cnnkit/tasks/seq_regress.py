@@ -1,0 +1,86 @@
+"""Sequence regression: one number per string (a molecule's pIC50 from its SMILES), MSE or Huber loss.
+
+The model predicts the target standardised with the training split's mean and std (stored in the
+checkpoint), which keeps the loss scale and the learning rate independent of the units; predictions
+and metrics are in the data's own units. Metrics: RMSE, MAE, R² and Spearman's rho (torchmetrics,
+in float64; tests check them against scikit-learn and scipy). `--set model.kwargs.loss=huber`
+picks the Huber loss (delta 1 standard deviation).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.functional import (mean_absolute_error, mean_squared_error, r2_score,
+                                     spearman_corrcoef)
+
+from cnnkit.config import Config
+from cnnkit.data.base import DatasetInfo
+from cnnkit.errors import CnnkitError
+from cnnkit.tasks import TASKS
+from cnnkit.tasks.sequence import SequenceTask
+
+LOSSES = ("mse", "huber")
+
+
+class RegressionMetric:
+    """RMSE, MAE, R², Spearman's rho and the MSE loss over all predictions (N,) and targets (N,)."""
+
+    def __init__(self):
+        self.preds: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def update(self, preds: torch.Tensor, batch) -> None:
+        self.preds.append(preds.detach().double().cpu().flatten())
+        self.targets.append(batch[1].detach().double().cpu().flatten())
+
+    def compute(self) -> dict[str, Any]:
+        p = torch.cat(self.preds) if self.preds else torch.zeros(0, dtype=torch.float64)
+        t = torch.cat(self.targets) if self.targets else torch.zeros(0, dtype=torch.float64)
+        if len(p) < 2:
+            nan = float("nan")
+            return {"r2": nan, "rmse": nan, "mae": nan, "spearman": nan, "loss": nan}
+        mse = float(mean_squared_error(p, t))
+        return {"r2": float(r2_score(p, t)), "rmse": mse ** 0.5, "mae": float(mean_absolute_error(p, t)),
+                "spearman": float(spearman_corrcoef(p, t)), "loss": mse}
+
+
+@TASKS.register("seq_regress")
+class SeqRegressTask(SequenceTask):
+    name = "seq_regress"
+    monitor = ("r2", "max")
+    headline = ("r2", "rmse", "spearman")
+
+    def num_outputs(self, info: DatasetInfo) -> int:
+        return 1
+
+    def model_kwargs(self, cfg: Config) -> dict[str, Any]:
+        return {k: v for k, v in cfg.model.kwargs.items() if k != "loss"}
+
+    def _scale(self) -> tuple[float, float]:
+        seq = self.sequence(self.info)
+        return float(seq["target_mean"]), float(seq["target_std"])
+
+    def loss(self, model: nn.Module, batch):
+        mean, std = self._scale()
+        pred, target = model(batch[0]).float().squeeze(1), (batch[1].float() - mean) / std
+        kind = str(self.cfg.model.kwargs.get("loss", "mse")) if self.cfg is not None else "mse"
+        if kind not in LOSSES:
+            raise CnnkitError(f'model.kwargs.loss "{kind}" is not a regression loss: use one of {", ".join(LOSSES)}.')
+        loss = F.mse_loss(pred, target) if kind == "mse" else F.huber_loss(pred, target, delta=1.0)
+        return loss, {}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, batch) -> torch.Tensor:
+        """N predicted values in the data's units (with TTA: the mean over the variants)."""
+        mean, std = self._scale()
+        return self.forward_tta(model, batch).squeeze(1) * std + mean
+
+    def new_metric(self, info: DatasetInfo) -> RegressionMetric:
+        return RegressionMetric()
+
+    def record(self, out: torch.Tensor, image: Any, meta: dict[str, Any], index: int, **options: Any) -> dict[str, Any]:
+        seq = meta["preprocess"]["sequence"]
+        return {"value": float(out.flatten()[0]) * float(seq["target_std"]) + float(seq["target_mean"])}
