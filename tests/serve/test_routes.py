@@ -1,0 +1,167 @@
+"""The endpoints for every task, through FastAPI's TestClient: /predict answers what `cnnkit predict`
+answers for the same file, /explain a PNG, /info the model card, /metrics Prometheus text that
+counts what was sent, /health without a token, the page and OpenAPI."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.engine.predictor import load
+from tests.serve.conftest import AUTH, TASKS
+
+OPTIONS = {"classify": {"top_k": 3}, "detect": {"conf": 0.01}, "segment": {}, "instance": {}}
+
+
+def _files(png: bytes, *names: str) -> list:
+    return [("file", (n, png, "image/png")) for n in names]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_predict_matches_cnnkit_predict(task, apps, checkpoints, digit_png, canvas_png, tmp_path):
+    png = digit_png if task == "classify" else canvas_png
+    (tmp_path / "a.png").write_bytes(png)
+    ref = load(checkpoints[task], device="cpu").predict([str(tmp_path / "a.png")], **OPTIONS[task])[0]
+    query = "&".join(f"{k}={v}" for k, v in OPTIONS[task].items())
+    r = apps[task].post(f"/predict?{query}", files=_files(png, "a.png", "b.png"), headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["task"] == task and len(body["results"]) == 2 and body["total_ms"] > 0
+    raw = apps[task].post(f"/predict?{query}", content=png, headers={**AUTH, "Content-Type": "image/png"})
+    assert raw.status_code == 200 and raw.json()["results"][0]["file"] == "upload"
+    for got in (body["results"][0], raw.json()["results"][0]):  # both the first image of their request
+        assert got["model_ms"] > 0 and got["batch_size"] >= 1
+        for key, value in ref.items():
+            assert key == "file" or _close(got[key], value), key
+    assert [g["file"] for g in body["results"]] == ["a.png", "b.png"]
+    if task == "classify":
+        assert len(body["results"][0]["top"]) == 3
+    if task == "detect":
+        assert body["results"][0]["detections"], "conf=0.01 keeps the untrained detector's boxes"
+
+
+def _close(a, b) -> bool:
+    """Equal up to 1e-4 for floats, recursively (batched and single forward passes round differently)."""
+    if isinstance(b, float):
+        return abs(a - b) <= 1e-4 + 1e-3 * abs(b)
+    if isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in b)
+    if isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_segment_masks_are_coco_rle_of_the_class_map(apps, canvas_png):
+    from pycocotools import mask as mask_utils
+
+    rec = apps["segment"].post("/predict", content=canvas_png, headers=AUTH).json()["results"][0]
+    h, w = rec["height"], rec["width"]
+    total = np.zeros((h, w), np.int64)
+    for m in rec["masks"]:
+        rle = {"size": m["segmentation"]["size"], "counts": m["segmentation"]["counts"].encode()}
+        binary = mask_utils.decode(rle)
+        assert binary.shape == (h, w) and int(binary.sum()) == m["pixels"] == rec["pixels"][m["category"]]
+        total += binary
+    assert (total == 1).all()  # every pixel in exactly one class's mask
+    assert sum(rec["pixels"].values()) == h * w
+
+
+@pytest.mark.parametrize("task,method", [("classify", "gradcam"), ("classify", "ig"), ("classify", "occlusion"),
+                                         ("detect", "gradcam"), ("segment", "gradcam")])
+def test_explain_returns_a_png_overlay(task, method, apps, digit_png, canvas_png):
+    png = digit_png if task == "classify" else canvas_png
+    r = apps[task].post(f"/explain?method={method}&steps=8", content=png, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(r.content))
+    assert img.format == "PNG" and img.size[0] > 100  # the overlay figure, not the 8 x 8 input
+
+
+def test_explain_refuses_unknown_methods_and_several_images(apps, digit_png):
+    r = apps["classify"].post("/explain?method=lime", content=digit_png, headers=AUTH)
+    assert r.status_code == 422 and "gradcam" in r.json()["error"]
+    r = apps["classify"].post("/explain", files=_files(digit_png, "a.png", "b.png"), headers=AUTH)
+    assert r.status_code == 400 and "one image" in r.json()["error"]
+
+
+def test_info_is_the_model_card(apps):
+    card = apps["segment"].get("/info", headers=AUTH).json()
+    assert card["task"] == "segment" and card["model"] == "unet" and card["classes"][0] == "background"
+    assert card["input"]["size"] == [64, 64] and card["input"]["channels"] == 1
+    assert card["metrics"] == {"accuracy": 0.25} and card["parameters"] > 0
+    assert card["server"]["token_required"] is True and "PNG" in card["server"]["formats"]
+
+
+def test_metrics_count_requests_batches_and_queue(apps, digit_png):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = apps["classify"]
+    before = _samples(client)
+    for _ in range(3):
+        assert client.post("/predict", content=digit_png, headers=AUTH).status_code == 200
+    client.post("/predict", content=b"", headers=AUTH)
+    after = _samples(client)
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("cnnkit_requests_total", endpoint="/predict", status="200") == 3
+    assert delta("cnnkit_requests_total", endpoint="/predict", status="400") == 1
+    assert delta("cnnkit_images_total") == 3 and delta("cnnkit_batch_size_count") == 3
+    assert delta("cnnkit_request_seconds_count", endpoint="/predict") == 4
+    assert after[("cnnkit_queue_depth", ())] == 0
+    text = client.get("/metrics", headers=AUTH).text
+    assert {f.name for f in text_string_to_metric_families(text)} >= {
+        "cnnkit_requests", "cnnkit_request_seconds", "cnnkit_batch_size", "cnnkit_queue_depth"}
+
+
+def _samples(client) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics", headers=AUTH)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(r.text) for s in f.samples}
+
+
+def test_health_page_docs_without_token(apps):
+    client = apps["classify"]
+    assert client.get("/health").json() == {"status": "ok", "queue_depth": 0}
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/predict", "/explain", "/health", "/info", "/metrics"} <= set(spec["paths"])
+    assert client.get("/nowhere").json() == {"error": "Not Found"}
+
+
+def test_page_assets_come_from_the_package_only():
+    static = Path(__import__("cnnkit.serve", fromlist=["x"]).__file__).parent / "static"
+    names = {p.name for p in static.iterdir()}
+    assert {"index.html", "app.js", "style.css"} <= names
+    for p in static.iterdir():
+        text = p.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, f"{p.name} refers to another origin"
+
+
+def test_cors_only_with_an_origin(checkpoints, digit_png):
+    from fastapi.testclient import TestClient
+
+    from cnnkit.serve import ServeSettings, create_app
+
+    pre = {"Origin": "https://example.org", "Access-Control-Request-Method": "POST"}
+    with TestClient(create_app(checkpoints["classify"], device="cpu")) as plain:
+        r = plain.post("/predict", content=digit_png, headers={"Origin": "https://example.org"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    with TestClient(create_app(checkpoints["classify"], ServeSettings(cors="https://example.org"),
+                               device="cpu")) as cors:
+        r = cors.options("/predict", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "https://example.org"
+        r = cors.options("/predict", headers={**pre, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
