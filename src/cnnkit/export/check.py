@@ -10,6 +10,7 @@ raw graph outputs and then the decoded detections, matched by label and IoU, not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,13 +56,31 @@ def held_out_images(predictor, n: int) -> tuple[list[torch.Tensor], str]:
 
     bundle = build_data(predictor.cfg.copy(), target=predictor.task.target)
     for name in ("test", "val", "train"):
-        split = bundle.split(name)
-        if len(split):
-            images = []
-            for i in range(min(n, len(split))):
-                images.append(split.images[i] if hasattr(split, "images") else split.image(i))
+        images = split_images(bundle.split(name), n, predictor.info.channels)
+        if images:
             return images, name
     raise CnnkitError(f"{predictor.info.name} has no images to check the export on.")
+
+
+def split_images(split, n: int, channels: int) -> list[torch.Tensor]:
+    """The first `n` readable uint8 C x H x W images of any split kind (in memory or files)."""
+    from cnnkit.data.decode import BadImage, read_image
+
+    out = []
+    for i in range(len(split)):
+        if len(out) == n:
+            break
+        try:
+            if hasattr(split, "image"):
+                out.append(split.image(i))
+                continue
+            images = getattr(split, "images", None)
+            source = images if images is not None else getattr(split, "image_paths", None) or split.paths
+            item = source[i]
+            out.append(read_image(str(item), channels) if isinstance(item, (str, Path)) else item)
+        except BadImage:
+            continue
+    return out
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ file, then rename), like checkpoints.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -59,8 +60,10 @@ def export_onnx(ckpt: dict[str, Any], out: str | Path, opset: int = DEFAULT_OPSE
             axes[o] = {**axes.get(o, {}), 1: "cells"}
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about constants are expected here
+        # tracer warnings about constants are expected here, and a failing export prints its whole IR graph
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
             torch.onnx.export(module.eval(), (x,), buffer, input_names=["images"], output_names=outputs,
                               opset_version=opset, dynamic_axes=axes or None, dynamo=False)
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; each becomes one sentence

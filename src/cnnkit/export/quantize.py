@@ -41,11 +41,11 @@ def calibration_inputs(predictor, count: int = CALIBRATION_IMAGES) -> list[torch
     """Graph inputs (1 x C x H x W) from the first `count` readable training images."""
     from cnnkit.data import build_data
 
+    from cnnkit.export.check import split_images
+
     bundle = build_data(predictor.cfg.copy(), target=predictor.task.target)
-    split = bundle.train
     out = []
-    for i in range(min(count, len(split))):
-        img = split.images[i] if hasattr(split, "images") else split.image(i)
+    for img in split_images(bundle.train, count, predictor.info.channels):
         x = predictor.preprocess([img])
         if predictor.meta["graph"] == "tinydet-head":
             x = predictor.model.transform(list(x))[0].tensors
