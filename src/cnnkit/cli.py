@@ -6,10 +6,9 @@ keyword arguments of one API function. `CnnkitError`s end as one line on stderr,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from cnnkit.cli_options import add_config_flags, add_set_option, apply_flags
+from cnnkit.cli_options import add_config_flags, add_set_option, apply_flags, bounded
 from cnnkit.errors import CnnkitError
 
 EXAMPLES = """examples:
@@ -52,9 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predict files, folders or globs")
     pr.add_argument("source", metavar="RUN_DIR|CKPT")
     pr.add_argument("inputs", nargs="+", metavar="INPUT")
-    pr.add_argument("--top-k", type=int, default=5, help="classes listed per image (classification)")
-    pr.add_argument("--conf", type=float, default=None, help="score threshold (detection)")
-    pr.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (detection)")
+    pr.add_argument("--top-k", type=bounded(int, "[1, inf)", "--top-k"), default=5,
+                    help="classes listed per image (classification; at least 1)")
+    pr.add_argument("--conf", type=bounded(float, "[0, 1]", "--conf"), default=None,
+                    help="score threshold in [0, 1] (detection)")
+    pr.add_argument("--iou", type=bounded(float, "[0, 1]", "--iou"), default=None,
+                    help="NMS IoU threshold in [0, 1] (detection)")
     pr.add_argument("--save-dir", help="write drawings (boxes, masks, labels) here")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true")
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="per-layer output shape, parameters and FLOPs")
     i.add_argument("model")
     i.add_argument("--data", default="digits", help="sets channels, image size and classes (default digits)")
-    i.add_argument("--image-size", type=int)
+    i.add_argument("--image-size", type=bounded(int, "[1, 8192]", "--image-size"), help="at most 8192")
     i.add_argument("--json", action="store_true")
 
     add_bench_parser(sub)
@@ -101,11 +103,13 @@ def _add_find_lr_flags(parser) -> None:
     g = parser.add_argument_group("learning-rate range test (Smith 2015, as fastai's lr_find)", FIND_LR_TEXT)
     g.add_argument("--find-lr", action="store_true",
                    help="run the LR range test instead of training; prints the suggested --lr")
-    g.add_argument("--find-lr-start", type=float, default=1e-6, metavar="LR", help="first LR tried (default: 1e-6)")
-    g.add_argument("--find-lr-end", type=float, default=10.0, metavar="LR",
+    g.add_argument("--find-lr-start", type=bounded(float, "(0, inf)", "--find-lr-start"), default=1e-6, metavar="LR",
+                   help="first LR tried (default: 1e-6)")
+    g.add_argument("--find-lr-end", type=bounded(float, "(0, inf)", "--find-lr-end"), default=10.0, metavar="LR",
                    help="last LR tried, unless the loss diverges first (default: 10)")
-    g.add_argument("--find-lr-steps", type=int, default=100, metavar="N",
-                   help="optimiser steps from start to end; the training data is cycled when shorter (default: 100)")
+    g.add_argument("--find-lr-steps", type=bounded(int, "[2, 100000]", "--find-lr-steps"), default=100, metavar="N",
+                   help="optimiser steps from start to end, 2 to 100000; the training data is cycled when shorter "
+                        "(default: 100)")
 
 
 def _add_explain_parser(sub) -> None:
@@ -119,10 +123,12 @@ def _add_explain_parser(sub) -> None:
     x.add_argument("--layer", help="module name for CAMs / feature maps (default: the last conv stage)")
     x.add_argument("--save-dir", help="default: RUN_DIR/explain")
     x.add_argument("--evaluate", action="store_true", help="deletion/insertion AUC and the randomisation check")
-    x.add_argument("--worst", type=int, help="explain the N most confidently wrong test images")
-    x.add_argument("--steps", type=int, default=50, help="integrated-gradients steps")
-    x.add_argument("--window", type=int, default=8, help="occlusion window (pixels)")
-    x.add_argument("--stride", type=int, default=4, help="occlusion stride (pixels)")
+    x.add_argument("--worst", type=bounded(int, "[1, 10000]", "--worst"),
+                   help="explain the N most confidently wrong test images (at most 10000)")
+    x.add_argument("--steps", type=bounded(int, "[1, 10000]", "--steps"), default=50,
+                   help="integrated-gradients steps (at most 10000)")
+    x.add_argument("--window", type=bounded(int, "[1, 8192]", "--window"), default=8, help="occlusion window (pixels)")
+    x.add_argument("--stride", type=bounded(int, "[1, 8192]", "--stride"), default=4, help="occlusion stride (pixels)")
     x.add_argument("--json", action="store_true")
 
 
@@ -187,11 +193,12 @@ def add_bench_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=BENCH_TEXT)
     b.add_argument("source", metavar="RUN_DIR|CKPT|MODEL")
     b.add_argument("--data", help="data to train and time on (default: a checkpoint's own; digits for a MODEL)")
-    b.add_argument("--budget-s", type=float, default=20.0, metavar="S",
+    b.add_argument("--budget-s", type=bounded(float, "(0, 86400]", "--budget-s"), default=20.0, metavar="S",
                    help="seconds all timing loops share; model build, warm-up and compiling come on top (default: 20)")
     b.add_argument("--backends", default="eager,channels_last,compile",
                    help="comma list of eager, channels_last, compile (default: all three)")
-    b.add_argument("--compile-timeout-s", type=float, default=120.0, metavar="S",
+    b.add_argument("--compile-timeout-s", type=bounded(float, "(0, 86400]", "--compile-timeout-s"), default=120.0,
+                   metavar="S",
                    help="time box for torch.compile's compiling and warm-up (default: 120)")
     b.add_argument("--profile", action="store_true",
                    help="also profile a few training steps: data / forward / backward / optimiser, top operators")
@@ -229,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, default=float))
+    from cnnkit.json_output import dumps
+
+    print(dumps(obj, indent=2))  # standard JSON: NaN / inf print as null
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -265,6 +274,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         plain = {k: v for k, v in (("size", args.size), ("channels", args.channels), ("classes", args.classes)) if v}
         records = load(args.source, device=args.device, **plain).predict(args.inputs, save_dir=args.save_dir,
                                                                          **options)
+        failed = [r for r in records if "error" in r]
+        if records and len(failed) == len(records):  # nothing was predicted: the exit code must say so
+            raise CnnkitError(f"None of the {len(records)} input(s) could be read (first: {failed[0]['file']}: "
+                              f"{failed[0]['error']}); give image files cnnkit can decode.")
         _print_json(records) if args.json else show.predictions(records, args.save_dir)
     elif args.command == "explain":
         from cnnkit.explain.api import explain_cli

@@ -11,7 +11,8 @@ import argparse
 import dataclasses
 import textwrap
 
-from cnnkit.config import Config, config_fields, field_default, flag_of, value_kind
+from cnnkit.config import Config, check_bounds, config_fields, field_default, flag_of, value_kind
+from cnnkit.errors import CnnkitError
 
 SECTION_TITLES = {"data": "data", "model": "model", "train": "training"}
 
@@ -63,12 +64,39 @@ def _add_flag(parser, key: str, f: dataclasses.Field) -> None:
 
 def _help(f: dataclasses.Field) -> str:
     default = field_default(f)
-    text = f.metadata.get("help", "")
+    text = f.metadata.get("help", "") + _cap_text(f.metadata.get("bounds"))
     if isinstance(default, bool):
         text += f" (default: {'on' if default else 'off'})"
     elif default is not None and default != {}:
         text += f" (default: {default})"
     return text.replace("%", "%%")  # argparse expands %-formats in help
+
+
+def _cap_text(bounds: str | None) -> str:
+    """'; at most N' for an interval with a finite upper end (a cap against runaway time or memory)."""
+    if not bounds or bounds.rstrip(")]").endswith("inf"):
+        return ""
+    high = bounds.split(",")[1].strip(" ])")
+    return f"; at most {high}" if bounds.endswith("]") else f"; below {high}"
+
+
+def bounded(kind: type, bounds: str, name: str):
+    """An argparse `type` for a flag that is no config key (`predict --top-k`): converts with `kind` and checks
+    the interval like `Config.set`, so a bad value ends in one sentence naming the flag (argparse: exit 2)."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+            if kind is int and not str(text).strip().lstrip("+-").isdigit():
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} expects {kind.__name__}, got {text!r}") from None
+        try:
+            check_bounds(name, value, bounds)
+        except CnnkitError as e:
+            raise argparse.ArgumentTypeError(str(e).replace(f'Config key "{name}"', name)) from None
+        return value
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
 
 
 def _set_only_text(keys: list[str]) -> str | None:

@@ -47,20 +47,20 @@ class DataConfig:
                        "fashion-seg) or a path; its format is detected", flag="--data")
     root: str | None = option(None, "folder holding the files of a built-in set (fashion-mnist)", flag=True)
     image_size: int | None = option(None, "side the images are resized to; the task's default when unset",
-                                    bounds="[1, inf)", flag=True)
+                                    bounds="[1, 8192]", flag=True)
     val_fraction: float = option(0.1, "share of train carved out for validation when the data has no val split",
                                  bounds="[0, 1)")
     test_fraction: float = option(0.2, "share held out for test when the data has no test split", bounds="[0, 1)")
-    split_seed: int = option(0, "seed of the fixed train/val/test split", bounds="[0, inf)")
+    split_seed: int = option(0, "seed of the fixed train/val/test split", bounds="[0, 4294967295]")
     augment: str | None = option(None, "training augmentation preset; the task's default when unset",
                                  choices=("none", "light", "strong"), flag=True)
     mixup: float = option(0.0, "MixUp alpha; 0 turns it off", bounds="[0, inf)")
     cutmix: float = option(0.0, "CutMix alpha; 0 turns it off", bounds="[0, inf)")
     max_bad: float = option(0.01, "bad files tolerated before the run stops: a fraction (<1) or a count (>=1)",
                             bounds="[0, inf)", flag=True)
-    workers: int = option(0, "DataLoader workers (streaming datasets)", bounds="[0, inf)", flag=True)
+    workers: int = option(0, "DataLoader workers (streaming datasets)", bounds="[0, 256]", flag=True)
     in_memory: str = option("auto", "hold the whole set as one uint8 tensor", choices=("auto", "yes", "no"))
-    canvas_size: int = option(96, "side of the generated *-detect / *-seg canvases", bounds="[1, inf)", flag=True)
+    canvas_size: int = option(96, "side of the generated *-detect / *-seg canvases", bounds="[1, 1024]", flag=True)
     class_weights: str | None = option(None, "weight the loss by inverse class frequency (auto); off when unset",
                                        choices=("none", "auto"), flag=True)
     mask_255: str = option("auto", "how the foreground value of binary masks (0/255, 0/128, ..) is read: auto = "
@@ -97,8 +97,8 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int | None = option(None, "passes over the training data; the task's default when unset",
-                                bounds="[1, inf)", flag=True)
-    batch_size: int | None = option(None, "images per step; the task's default when unset", bounds="[1, inf)",
+                                bounds="[1, 100000]", flag=True)
+    batch_size: int | None = option(None, "images per step; the task's default when unset", bounds="[1, 65536]",
                                     flag=True)
     lr: float | None = option(None, "peak learning rate; the task's default when unset", bounds="(0, inf)",
                               flag=True)
@@ -119,8 +119,8 @@ class TrainConfig:
     ema: bool = option(False, "evaluate an exponential moving average of the weights", flag=True)
     ema_decay: float = option(0.999, "EMA decay per step", bounds="[0, 1)")
     patience: int | None = option(None, "early stopping after this many evaluations without val improvement "
-                                  "(best weights are always kept); off when unset", bounds="[1, inf)", flag=True)
-    seed: int = option(0, "seed of weights, data order and augmentation", bounds="[0, inf)", flag=True)
+                                  "(best weights are always kept); off when unset", bounds="[1, 100000]", flag=True)
+    seed: int = option(0, "seed of weights, data order and augmentation", bounds="[0, 4294967295]", flag=True)
     deterministic: bool = option(False, "PyTorch deterministic algorithms (slower, bit-exact on GPU too)", flag=True)
     device: str = option("auto", "where to train", choices=("auto", "cpu", "cuda", "mps", "cuda:N"), flag=True)
     amp: bool = option(False, "mixed precision on CUDA")
@@ -128,12 +128,12 @@ class TrainConfig:
                                         "the images/s of smallcnn on one CPU thread; measure yours with `cnnkit "
                                         "bench`); the task's default when unset", flag=True)
     threads: int | None = option(None, "CPU threads for torch; all cores but one when unset (see engine/setup.py)",
-                                 bounds="[1, inf)", flag=True)
+                                 bounds="[1, 1024]", flag=True)
     out: str | None = option(None, "run directory; runs/<data>-<model>[-N] when unset", flag=True)
     resume: str | None = option(None, "run directory or checkpoint to continue exactly from its last.pt", flag=True,
                                 metavar="RUN_DIR")
-    eval_every: int = option(1, "validate every N epochs (always on the last)", bounds="[1, inf)")
-    log_every: int = option(10, "steps between progress-bar metric refreshes", bounds="[1, inf)")
+    eval_every: int = option(1, "validate every N epochs (always on the last)", bounds="[1, 100000]")
+    log_every: int = option(10, "steps between progress-bar metric refreshes", bounds="[1, 1000000]")
 
 
 @dataclass
@@ -228,18 +228,28 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> "Config":
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise CnnkitError(f"Config file {path} does not exist.")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            nodes = _count_nodes(data)
         except yaml.YAMLError as e:
             raise CnnkitError(f"Config file {path} is not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise CnnkitError(f"Config file {path} must hold a mapping of keys to values.")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CnnkitError(f"Config file {path} is {path.stat().st_size:,} bytes; a recipe is at most "
+                              f"{MAX_CONFIG_BYTES:,} (config.MAX_CONFIG_BYTES).")
         try:
             return cls.from_dict(data)
         except CnnkitError as e:
             raise CnnkitError(f"In {path}: {e}") from None
+        except (RecursionError, UnicodeDecodeError) as e:
+            why = "is nested too deeply" if isinstance(e, RecursionError) else "is not UTF-8 text"
+            raise CnnkitError(f"Config file {path} {why}; a recipe is a flat mapping of keys to values.") from None
+        if nodes > MAX_CONFIG_NODES:  # YAML aliases can make a small file expand to billions of values
+            raise CnnkitError(f"Config file {path} expands to {nodes:,} values (YAML aliases?); a recipe holds at "
+                              f"most {MAX_CONFIG_NODES:,} (config.MAX_CONFIG_NODES).")
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -252,6 +262,20 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 def config_fields() -> dict[str, dataclasses.Field]:
     """Every key (`task`, `data.name`, ..., `train.log_every`) -> its dataclass field, in declaration order.
 
+MAX_CONFIG_BYTES = 1 << 20  # caps on a --config recipe: real ones are a few hundred bytes
+MAX_CONFIG_NODES = 100_000
+
+
+def _count_nodes(obj: Any, seen: dict[int, int] | None = None) -> int:
+    """Values in `obj` once every YAML alias is expanded, counted once per shared object (linear time)."""
+    seen = {} if seen is None else seen
+    if id(obj) in seen:
+        return seen[id(obj)]
+    items = list(obj.items()) if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+    total = 1 + sum(_count_nodes(k, seen) + _count_nodes(v, seen) for k, v in items) if isinstance(obj, dict) \
+        else 1 + sum(_count_nodes(v, seen) for v in items)
+    seen[id(obj)] = total
+    return total
     `field.type` is the annotation as text ("int | None"); `field.metadata` holds what `option` was given.
     """
     out = {f.name: f for f in fields(Config) if f.name not in _SECTIONS}
@@ -291,7 +315,7 @@ def check_value(key: str, value: Any) -> Any:
     if choices:
         _check_choice(key, value, choices)
     if f.metadata.get("bounds"):
-        _check_bounds(key, value, f.metadata["bounds"])
+        check_bounds(key, value, f.metadata["bounds"])
     return value
 
 
@@ -312,16 +336,15 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 _INTERVAL = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*([\d.]+|inf)\s*([\])])")
 
 
-def _check_bounds(key: str, value: float, bounds: str) -> None:
+def check_bounds(key: str, value: float, bounds: str) -> None:
+    """CnnkitError naming `key` unless `value` lies in `bounds` ("[1, 100000]", "(0, inf)")."""
     opening, low, high, closing = _INTERVAL.fullmatch(bounds).groups()
     lo, hi = float(low), float(high)
     above = value >= lo if opening == "[" else value > lo
     below = value <= hi if closing == "]" else value < hi
     if above and below:
         return
-    if hi == float("inf"):
-        rule = f"at least {low}" if opening == "[" else f"greater than {low}"
-    else:
+    if hi <= 1:  # a fraction: the interval says it best
         rule = f"in {bounds}"
     raise CnnkitError(f'Config key "{key}" must be {rule}; got {value}.')
 
@@ -329,6 +352,10 @@ def _check_bounds(key: str, value: float, bounds: str) -> None:
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
+    elif not above:
+        rule = f"at least {low}" if opening == "[" else f"greater than {low}"
+    else:  # a cap against runaway time or memory (shown in --help)
+        rule = f"at most {high}" if closing == "]" else f"below {high}"
         key = f"{prefix}{k}"
         if k in _SECTIONS and not prefix:
             if v is not None and not isinstance(v, dict):  # `data: rf` would otherwise read as an unknown key
@@ -341,7 +368,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _section_sentence(section: str, value: Any) -> str:
     if section == "train":
-        return (f'"train" is a section, not a value (got {value!r}): write its keys under it, '
+        return (f'"train" must be a mapping of its keys, not a value (got {value!r}): write its keys under it, '
                 "e.g. `train: {epochs: 5, lr: 0.1}`.")
     return (f'"{section}" is a section, not a value: write `{section}: {{name: {value}}}` '
             f"(or `{section}:` and `  name: {value}` on the next line).")

@@ -10,11 +10,17 @@ Layout::
     {"format": "cnnkit-checkpoint/1",
      "model": state_dict,
      "meta": {"task", "model": {"name", "kwargs"}, "classes", "channels", "image_size",
-              "preprocess", "config", "epoch", "metrics"},
+              "preprocess", "config", "epoch", "metrics", "sha256"},
      "state": {...} | None}   # optimizer, scheduler, ema, rng, loop counters (last.pt only)
+
+Loading verifies what it can before any weight is used: the description (meta) is present and of the
+right types, every floating tensor is finite, and the weights match the sha256 recorded when the file
+was written (files from before the checksum load without that check). `load_weights` then checks the
+weights against the architecture the meta describes: same keys, shapes and dtypes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import tempfile
@@ -33,7 +39,8 @@ def save_checkpoint(path: str | Path, model_state: dict, meta: dict[str, Any],
                     state: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "model": model_state, "meta": meta, "state": state}
+    payload = {"format": FORMAT, "model": model_state, "meta": {**meta, "sha256": weights_sha256(model_state)},
+               "state": state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -69,8 +76,80 @@ def load_checkpoint(source: str | Path, prefer: str = "best.pt") -> dict[str, An
         raise CnnkitError(f"Cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CnnkitError(f"{path} is not a cnnkit checkpoint (no '{FORMAT}' marker).")
+    _check_contents(ckpt, path)
     ckpt["path"] = str(path)
     return ckpt
+
+
+# meta key -> the types its value may have; a file without them cannot be rebuilt into its model
+META_TYPES: dict[str, tuple[type, ...]] = {"task": (str,), "model": (dict,), "classes": (list,), "channels": (int,),
+                                           "image_size": (int, list, tuple), "preprocess": (dict,),
+                                           "config": (dict,)}
+RETRAIN = "use another checkpoint or retrain"
+
+
+def check_meta(ckpt: dict[str, Any]) -> None:
+    """The self-description a model is rebuilt from (META_TYPES) is there, with the right types; CnnkitError
+    naming the first missing or mistyped key. Every command that rebuilds a model calls this first."""
+    meta, path = ckpt["meta"], ckpt.get("path", "(in memory)")
+    for key, types in META_TYPES.items():
+        value = meta.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            what = "lacks" if key not in meta else f"has a {type(value).__name__} for"
+            raise CnnkitError(f'Checkpoint {path} {what} meta "{key}" ({" or ".join(t.__name__ for t in types)} '
+                              f"expected); {RETRAIN}.")
+
+
+def _check_contents(ckpt: dict[str, Any], path: Path) -> None:
+    """The meta is a mapping, the weights are finite tensors matching their checksum; CnnkitError naming
+    the first problem."""
+    meta, weights = ckpt.get("meta"), ckpt.get("model")
+    if not isinstance(meta, dict):
+        raise CnnkitError(f"Checkpoint {path} lacks its description (meta); {RETRAIN}.")
+    if not isinstance(weights, dict) or not weights:
+        raise CnnkitError(f"Checkpoint {path} holds no weights; {RETRAIN}.")
+    for key, t in weights.items():
+        if not isinstance(key, str) or not isinstance(t, torch.Tensor):
+            raise CnnkitError(f'Checkpoint {path}: weights entry "{key}" is not a tensor; {RETRAIN}.')
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CnnkitError(f'Checkpoint {path}: weights "{key}" hold NaN or infinite values; {RETRAIN}.')
+    recorded = meta.get("sha256")
+    if recorded is not None and recorded != weights_sha256(weights):
+        raise CnnkitError(f"Checkpoint {path} fails its checksum: its weights changed after it was written "
+                          f"(sha256 {str(recorded)[:12]}... recorded); {RETRAIN}.")
+
+
+def weights_sha256(state: dict[str, Any]) -> str:
+    """sha256 over each tensor's name, dtype, shape and bytes, in name order (what `meta["sha256"]` records)."""
+    h = hashlib.sha256()
+    for key in sorted(state, key=str):
+        t = state[key]
+        if not isinstance(t, torch.Tensor):
+            h.update(f"{key}|{t!r}|".encode())
+            continue
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, Any], path: str | Path) -> None:
+    """`model.load_state_dict(weights)` after checking that the weights fit the architecture: the same keys,
+    shapes and dtypes (integer-cast weights would otherwise be copied in silently). CnnkitError naming the
+    first mismatched key."""
+    expected = model.state_dict()
+    for key, want in expected.items():
+        got = weights.get(key)
+        if not isinstance(got, torch.Tensor):
+            raise CnnkitError(f'Checkpoint {path}: its weights do not match the architecture it describes (no "{key}" '
+                              f"of shape {tuple(want.shape)}); {RETRAIN}.")
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise CnnkitError(f'Checkpoint {path}: weights "{key}" are {got.dtype} {tuple(got.shape)} but the '
+                              f"architecture it describes needs {want.dtype} {tuple(want.shape)}; {RETRAIN}.")
+    extra = [k for k in weights if k not in expected]
+    if extra:
+        raise CnnkitError(f'Checkpoint {path}: weights "{extra[0]}" belong to no layer of the architecture it '
+                          f"describes; {RETRAIN}.")
+    model.load_state_dict(weights, strict=True)
 
 
 # ---- RNG state as plain values ---------------------------------------------------------

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cnnkit.errors import CnnkitError
+
 
 @dataclass
 class DistInfo:
@@ -37,6 +39,29 @@ def setup() -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
     return info
+
+
+# How a collective fails when a peer process is gone (gloo and NCCL wordings, torch 2.x)
+_LOST = ("connection closed by peer", "connection reset", "broken pipe", "socket", "timed out", "timeout",
+         "nccl", "gloo", "ecconnreset", "connection refused")
+
+
+def is_lost_worker(err: BaseException, info: DistInfo) -> bool:
+    """Whether `err` is a collective (all-reduce, broadcast, barrier) failing under torchrun: another rank died."""
+    if not info.enabled:
+        return False
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(w in text for w in _LOST)
+
+
+def lost_worker_error(err: BaseException, info: DistInfo) -> CnnkitError:
+    """The one sentence rank `info.rank` prints instead of the backend's traceback."""
+    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    return CnnkitError(f"Rank {info.rank} of {info.world_size} lost contact with another worker under torchrun "
+                       f"({first}): that worker stopped or was killed; see its own output, then continue with "
+                       "--resume RUN_DIR.")
 
 
 def teardown(info: DistInfo) -> None:

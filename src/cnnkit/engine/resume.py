@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnkit.config import Config, config_fields
-from cnnkit.engine.checkpoint import load_checkpoint
+from cnnkit.engine.checkpoint import check_meta, load_checkpoint
 from cnnkit.errors import CnnkitError
 
+# what last.pt's "state" must hold to continue a run exactly
+STATE_KEYS = ("optimizer", "scheduler", "stopper", "history", "epoch", "train_seconds", "rng")
 RUNTIME_KEYS = ("train.threads", "train.device", "data.workers", "train.log_every")  # same numbers whatever they are
 
 
@@ -65,16 +67,26 @@ def prepare_resume(cfg: Config, given: Iterable[str] = ()) -> Resume:
     Raises `CnnkitError` when last.pt holds no resume state or a given key conflicts with the run.
     """
     ckpt = load_checkpoint(cfg.train.resume, prefer="last.pt")
-    if ckpt.get("state") is None:
+    check_meta(ckpt)
+    state = ckpt.get("state")
+    if state is None:
         raise CnnkitError(f"{ckpt['path']} holds no resume state; resume from a run's last.pt.")
+    lacking = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if lacking or not isinstance(state["epoch"], int) or not isinstance(state["stopper"], dict):
+        raise CnnkitError(f"{ckpt['path']} holds an incomplete resume state (no \"{(lacking or ['epoch'])[0]}\"); "
+                          "resume from an intact last.pt or start a new run.")
     run_dir = Path(ckpt["path"]).parent
-    recorded = Config.from_dict(ckpt["meta"]["config"])
+    try:
+        recorded = Config.from_dict(ckpt["meta"]["config"])
+        recorded_epochs = int(recorded.train.epochs)
+    except (CnnkitError, TypeError) as e:
+        raise CnnkitError(f"{ckpt['path']} records a config that cannot be resumed ({e}); start a new run.") from None
     given = [k for k in dict.fromkeys(given) if k != "train.resume"]
     conflicts = [k for k in given if k not in RUNTIME_KEYS and _differs(k, cfg, recorded, run_dir)]
     if conflicts:
         raise CnnkitError(_conflict_sentence(run_dir, conflicts, cfg, recorded))
-    state, patience = ckpt["state"], recorded.train.patience
-    stopped = patience is not None and state["stopper"]["bad_evals"] >= patience
+    patience = recorded.train.patience
+    stopped = patience is not None and int(state["stopper"].get("bad_evals", 0)) >= patience
     if stopped and "train.epochs" in given and cfg.train.epochs > recorded.train.epochs:
         raise CnnkitError(f"{run_dir} stopped early at epoch {state['epoch'] + 1} (no improvement in {patience} "
                           f"evaluations), so --epochs {cfg.train.epochs} cannot extend it: start a new run with "
@@ -84,7 +96,7 @@ def prepare_resume(cfg: Config, given: Iterable[str] = ()) -> Resume:
         resumed.set(key, cfg.get(key))  # runtime keys, equal values and a longer `epochs`
     resumed.train.out = str(run_dir)
     resumed.train.resume = str(run_dir)
-    return Resume(run_dir, ckpt, resumed, int(recorded.train.epochs), stopped)
+    return Resume(run_dir, ckpt, resumed, recorded_epochs, stopped)
 
 
 def _differs(key: str, cfg: Config, recorded: Config, run_dir: Path) -> bool:

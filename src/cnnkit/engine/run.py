@@ -18,8 +18,9 @@ from torch import nn
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.engine.checkpoint import load_checkpoint
+from cnnkit.engine.checkpoint import RETRAIN, check_meta, load_checkpoint, load_weights
 from cnnkit.engine.setup import configure_threads, pick_device, seed_everything
+from cnnkit.errors import CnnkitError
 from cnnkit.tasks import TASKS, get_task
 from cnnkit.tasks.base import Task
 
@@ -74,16 +75,24 @@ def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRu
 
 
 def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) -> ResolvedRun:
-    meta = ckpt["meta"]
-    cfg = Config.from_dict(meta["config"])
+    check_meta(ckpt)
+    meta, path = ckpt["meta"], ckpt.get("path", "(in memory)")
+    try:
+        cfg = Config.from_dict(meta["config"])
+    except CnnkitError as e:
+        raise CnnkitError(f"Checkpoint {path} records a config cnnkit refuses ({e}); {RETRAIN}.") from None
     info = DatasetInfo(task=meta["task"], classes=list(meta["classes"]), channels=int(meta["channels"]),
-                       image_size=meta["image_size"], name=meta.get("data_name", ""))
+                       image_size=meta["image_size"], name=str(meta.get("data_name", "")))
     info.extra.update({k: meta["preprocess"][k] for k in ("mean", "std", "sequence") if k in meta["preprocess"]})
     task = get_task(meta["task"])
-    task.setup(cfg, info)
     configure_threads(cfg.train.threads)
     dev = pick_device(device or cfg.train.device, local_rank)
-    model = task.build_model(cfg, info)
-    model.load_state_dict(ckpt["model"])
+    try:
+        task.setup(cfg, info)
+        model = task.build_model(cfg, info)
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:  # a meta that no builder accepts
+        raise CnnkitError(f"Checkpoint {path} describes a model that cannot be built "
+                          f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); {RETRAIN}.") from None
+    load_weights(model, ckpt["model"], path)
     model.to(dev).eval()
     return ResolvedRun(cfg, task, info, model, dev, checkpoint=ckpt)

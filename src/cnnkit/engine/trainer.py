@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,11 +23,11 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from cnnkit.config import Config
+from cnnkit.config import Config, check_value
 from cnnkit.data.base import DatasetInfo
 from cnnkit.engine import distributed
 from cnnkit.engine.callbacks import EarlyStopping, EpochProgress, MetricsLog
-from cnnkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnkit.engine.checkpoint import load_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from cnnkit.engine.evaluate import evaluate, fmt, headline_text, scalars
 from cnnkit.engine.optim import build_optimizer, build_scheduler
 from cnnkit.engine.resume import Resume, prepare_resume, restore_schedule
@@ -67,13 +68,36 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False, given:
 
     Raises `CnnkitError` for bad data, config or resume flags, and for a loss that is not finite.
     """
+    for key in cfg.keys():  # a Config edited attribute by attribute skipped Config.set's checks
+        check_value(key, cfg.get(key))
     dist = distributed.setup()
     console = console or Console(stderr=True)
     resume = prepare_resume(cfg, given) if cfg.train.resume else None
     run = resolve_run(resume.cfg if resume else cfg, local_rank=dist.local_rank)
-    run_dir = resume.dir if resume else make_run_dir(run.cfg, dist.is_main)
+    fresh = resume is None and not (run.cfg.train.out and Path(run.cfg.train.out).exists())
+    run_dir = resume.dir if resume else _make_run_dir(run.cfg, dist.is_main)
     run_dir = distributed.broadcast_object(run_dir, dist)  # runs/<name>-N is numbered by rank 0 alone
     run.cfg.train.out = str(run_dir)
+    try:
+        return _train(run, run_dir, dist, console, quiet, resume)
+    except BaseException as err:
+        if fresh and dist.is_main and not any((run_dir / n).exists() for n in ("best.pt", "last.pt")):
+            shutil.rmtree(run_dir, ignore_errors=True)  # a failed run leaves no half-made directory behind
+        if isinstance(err, RuntimeError) and distributed.is_lost_worker(err, dist):
+            raise distributed.lost_worker_error(err, dist) from None
+        raise
+
+
+def _make_run_dir(cfg: Config, create: bool) -> Path:
+    try:
+        return make_run_dir(cfg, create)
+    except OSError as e:
+        raise CnnkitError(f"Cannot create the run directory {cfg.train.out or 'under runs/'} "
+                          f"({e.strerror or type(e).__name__}); give an --out in a writable folder.") from None
+
+
+def _train(run: ResolvedRun, run_dir: Path, dist: distributed.DistInfo, console: Console, quiet: bool,
+           resume: Resume | None) -> Run:
     if dist.is_main:
         run.cfg.save(run_dir / "config.yaml")
         if run.picked and not quiet and not resume:
@@ -149,16 +173,21 @@ class Training:
 
     def _restore(self, resume: Resume) -> None:
         """Weights, optimiser, schedule, EMA, early stopping, history, RNG and counters from last.pt."""
-        st = resume.checkpoint["state"]
-        self.model.load_state_dict(resume.checkpoint["model"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        extended = restore_schedule(self.scheduler, resume)
-        if self.ema is not None and st.get("ema") is not None:
-            self.ema.load_state_dict(st["ema"])
-        self.stopper.load_state_dict(st["stopper"])
-        self.log.rows = list(st["history"])
-        self.start_epoch, self.train_seconds = resume.start_epoch, st["train_seconds"]
-        set_rng_state(st["rng"])
+        st, path = resume.checkpoint["state"], resume.checkpoint["path"]
+        load_weights(self.model, resume.checkpoint["model"], path)
+        try:
+            self.optimizer.load_state_dict(st["optimizer"])
+            extended = restore_schedule(self.scheduler, resume)
+            if self.ema is not None and st.get("ema") is not None:
+                self.ema.load_state_dict(st["ema"])
+            self.stopper.load_state_dict(st["stopper"])
+            self.log.rows = list(st["history"])
+            self.start_epoch, self.train_seconds = resume.start_epoch, float(st["train_seconds"])
+            set_rng_state(st["rng"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:  # a damaged resume state
+            raise CnnkitError(f"{path} holds a resume state that does not fit its run ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:120] if str(e) else ''}); resume from an intact "
+                              "last.pt or start a new run.") from None
         if self.quiet or not self.main:
             return
         epochs = self.cfg.train.epochs
@@ -245,14 +274,17 @@ class Training:
         return result
 
     def _test_and_report(self) -> Run:
-        import json
-
+        from cnnkit.json_output import dumps
         from cnnkit.report.html import write_report
         from cnnkit.report.plots import plot_history
 
         task, cfg, bundle, run_dir, device, model = (self.task, self.cfg, self.run.bundle, self.run_dir,
                                                      self.device, self.eval_model)
         history, train_seconds = self.log.rows, self.train_seconds
+        if not (run_dir / "best.pt").exists():
+            raise CnnkitError(f"{run_dir} has no best.pt: no epoch measured a finite validation {task.monitor[0]} "
+                              f"(an empty val split or a metric that was NaN); {run_dir / 'last.pt'} keeps the "
+                              "weights. Give data with a validation split.")
         best = load_checkpoint(run_dir / "best.pt")
         model.load_state_dict(best["model"])
         test_loader = task.loader(bundle.test, cfg, bundle.info, train=False)
@@ -276,8 +308,8 @@ class Training:
         }
         plot_history(history, run_dir / "plots", task.headline)
         task.plots(run_dir, model, bundle, device, test_metrics)
-        (run_dir / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2, default=float))
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (run_dir / "test_metrics.json").write_text(dumps(test_metrics, indent=2))  # standard JSON: NaN -> null
+        (run_dir / "summary.json").write_text(dumps(summary, indent=2))
         write_report(run_dir)
         if not self.quiet:
             shown = headline_text(test_metrics, (*task.headline, "top5", "map_50", "dice"))

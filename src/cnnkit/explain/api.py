@@ -9,7 +9,6 @@ checks with `--evaluate` and the `--worst N` review, and returns one JSON-able s
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +149,9 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
     if evaluate:
         summary["faithfulness"] = _evaluate(subject, records, method_list, options, out_dir)
     if as_json:  # the CLI leaves printing to us: one JSON object on stdout and nothing else
-        print(json.dumps(summary))
+        from cnnkit.json_output import dumps
+
+        print(dumps(summary))  # standard JSON: a non-finite score prints as null
     else:
         from cnnkit.explain.console import print_summary
 

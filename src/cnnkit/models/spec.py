@@ -24,7 +24,12 @@ Layer types and fields (defaults in brackets):
 
 Input shapes are inferred by running a zero tensor through each layer as it is built, so no
 layer needs `in_channels`/`in_features`, and a layer that cannot take its input fails with its
-index. The module names in the built model are the layer indices ("layers.3", "layers.4.body.0").
+index. Before a layer is built its sizes are checked against its input and against CAPS (kernel
+and stride <= 64, padding <= kernel, out <= 16384 channels/features, adaptive size <= 1024, and for
+the whole list <= 5e8 parameters, <= 2^28 values in any layer's output per image, <= 1e11 FLOPs per
+image), so a typo such as `k: 3000` or `out: 1e11` is one sentence instead of minutes of work
+or a terabyte allocation. Raise a cap with `--set model.kwargs.caps={params: 2000000000}`.
+The module names in the built model are the layer indices ("layers.3", "layers.4.body.0").
 """
 from __future__ import annotations
 
@@ -231,18 +236,74 @@ def _run(module: nn.Module, x: torch.Tensor, kind: str, where: str) -> torch.Ten
                           "fewer pools, or a larger data.image_size.") from None
 
 
+CAPS = {"kernel": 64, "channels": 16384, "size": 1024, "params": 500_000_000, "activation": 1 << 28,
+        "flops": 100_000_000_000}
+
+
+def _check_sizes(kind: str, f: dict[str, Any], shape: tuple[int, ...], where: str, caps: dict[str, float],
+                 used: dict[str, float], num_classes: int) -> None:
+    """The layer's sizes against its input `shape` and `caps`, computed before anything is allocated;
+    `used` accumulates parameters and FLOPs over the list. CnnkitError naming the layer, field and value."""
+    def refuse(what: str, value: Any, rule: str) -> None:
+        raise CnnkitError(f"Layer {where} ({kind}): {what} {value} {rule}; fix the layer list"
+                          f"{' or raise model.kwargs.caps' if 'cap' in rule else ''}.")
+
+    for key, cap in (("k", "kernel"), ("stride", "kernel"), ("out", "channels"), ("size", "size")):
+        value = f.get(key)
+        if isinstance(value, int) and value > caps[cap]:
+            refuse(f"field \"{key}\" is", value, f"above the cap of {caps[cap]:g} ({cap})")
+    out_shape, params, flops = shape, 0, 0
+    if kind in ("conv", "pool") and len(shape) == 3:
+        k, stride = f["k"], f["stride"] or (1 if kind == "conv" else f["k"])
+        pad = (k // 2 if f["padding"] is None else f["padding"]) if kind == "conv" else 0
+        if pad > k:
+            refuse('field "padding" is', pad, f"larger than its kernel {k}")
+        h, w = ((s + 2 * pad - k) // stride + 1 for s in shape[1:])
+        if h < 1 or w < 1:
+            raise CnnkitError(f"Layer {where} ({kind}) cannot take an input of shape {'x'.join(map(str, shape))} "
+                              f"(kernel {k} with padding {pad} is larger than it); use a smaller kernel/stride or "
+                              "fewer pools, or a larger data.image_size.")
+        c = f["out"] if kind == "conv" else shape[0]
+        out_shape = (c, h, w)
+        if kind == "conv":
+            params = shape[0] * c * k * k
+            flops = 2 * params * h * w
+    elif kind == "linear" and len(shape) == 1:
+        out = f["out"] if isinstance(f["out"], int) else num_classes
+        out_shape, params = (out,), shape[0] * out
+        flops = 2 * params
+    elif kind == "adaptive_avgpool" and len(shape) == 3:
+        out_shape = (shape[0], f["size"], f["size"])
+    used["params"] = used.get("params", 0) + params
+    used["flops"] = used.get("flops", 0) + flops
+    values = 1
+    for n in out_shape:
+        values *= n
+    for name, what, total in (("params", "the list's parameters reach", used["params"]),
+                              ("flops", "the list's FLOPs per image reach", used["flops"]),
+                              ("activation", "its output of shape " + "x".join(map(str, out_shape)) + " holds",
+                               values)):
+        if total > caps[name]:
+            refuse(what, f"{total:.3g}", f"values, above the cap of {caps[name]:g} ({name})"
+                   if name == "activation" else f"here, above the cap of {caps[name]:g} ({name})")
+
+
 def build_layers(layers: Sequence[Any], x: torch.Tensor, num_classes: int, prefix: str = "",
-                 dropout: float = 0.0) -> tuple[nn.Sequential, torch.Tensor]:
-    """An nn.Sequential named by layer index, and the zero tensor after it (its shape is the output)."""
+                 dropout: float = 0.0, caps: dict[str, float] | None = None,
+                 used: dict[str, float] | None = None) -> tuple[nn.Sequential, torch.Tensor]:
+    """An nn.Sequential named by layer index, and the zero tensor after it (its shape is the output).
+    Each layer's sizes are checked against `caps` (default CAPS) before it is built."""
+    caps, used = {**CAPS, **(caps or {})}, {} if used is None else used
     kinds = [normalize(item, f"{prefix}{i}") for i, item in enumerate(layers)]
     last = max((i for i, (k, _) in enumerate(kinds) if k == "linear"), default=-1) if not prefix else -1
     mods: list[tuple[str, nn.Module]] = []
     for i, (kind, f) in enumerate(kinds):
         where = f"{prefix}{i}"
         if kind == "residual":
-            body, y = build_layers(f["layers"], x, num_classes, prefix=f"{where}.")
+            body, y = build_layers(f["layers"], x, num_classes, prefix=f"{where}.", caps=caps, used=used)
             module: nn.Module = Residual(body, _shortcut(tuple(x.shape[1:]), tuple(y.shape[1:]), where))
         else:
+            _check_sizes(kind, f, tuple(x.shape[1:]), where, caps, used, num_classes)
             module = _module(kind, f, tuple(x.shape[1:]), where, num_classes, last_linear=i == last)
         if i == last and dropout > 0:
             mods.append(("head_dropout", nn.Dropout(dropout)))
@@ -255,12 +316,17 @@ class SpecNet(nn.Module):
     """A classifier whose `layers` come from a layer list; `spec` keeps that list (plain values)."""
 
     def __init__(self, layers: list[Any], num_classes: int, in_channels: int, image_size: int | Sequence[int],
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, caps: dict[str, float] | None = None):
         super().__init__()
         check_layers(layers)
         self.spec = layers
         h, w = image_hw(image_size)
-        self.layers, y = build_layers(layers, torch.zeros(1, in_channels, h, w), num_classes, dropout=dropout)
+        caps = _check_caps(caps)
+        if in_channels * h * w > caps["activation"]:
+            raise CnnkitError(f"The input {in_channels}x{h}x{w} holds more values than the cap of "
+                              f"{caps['activation']:g} (activation); use a smaller data.image_size.")
+        self.layers, y = build_layers(layers, torch.zeros(1, in_channels, h, w), num_classes, dropout=dropout,
+                                      caps=caps)
         if tuple(y.shape[1:]) != (num_classes,):
             raise CnnkitError(f"The layer list outputs shape {'x'.join(map(str, y.shape[1:]))} but the data has "
                               f"{num_classes} classes; end it with flatten and a linear layer without `out`.")
@@ -275,7 +341,19 @@ class SpecNet(nn.Module):
 @MODELS.register("spec", tasks=(), backbone=False,
                  doc="a CNN from a YAML/JSON layer list: pass the file path as the model name")
 def spec(num_classes: int, in_channels: int, image_size: int | Sequence[int], dropout: float = 0.0,
-         layers: list[Any] | None = None) -> SpecNet:
+         layers: list[Any] | None = None, caps: dict[str, float] | None = None) -> SpecNet:
     if layers is None:
         raise CnnkitError('Model "spec" needs a layer list: give the path to a YAML/JSON file as the model name.')
-    return SpecNet(layers, num_classes, in_channels, image_size, dropout)
+    return SpecNet(layers, num_classes, in_channels, image_size, dropout, caps)
+
+
+def _check_caps(caps: Any) -> dict[str, float]:
+    """CAPS updated with the user's `model.kwargs.caps` ({name: positive number})."""
+    if caps is None:
+        return dict(CAPS)
+    bad = [k for k in (caps if isinstance(caps, dict) else {None: None})
+           if k not in CAPS or isinstance(caps[k], bool) or not isinstance(caps[k], (int, float)) or not caps[k] > 0]
+    if bad:
+        raise CnnkitError(f"model.kwargs.caps must map some of {', '.join(CAPS)} to positive numbers; "
+                          f"got {caps!r}.")
+    return {**CAPS, **caps}
