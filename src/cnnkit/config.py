@@ -53,7 +53,9 @@ class DataConfig:
     test_fraction: float = option(0.2, "share held out for test when the data has no test split", bounds="[0, 1)")
     split_seed: int = option(0, "seed of the fixed train/val/test split", bounds="[0, 4294967295]")
     augment: str | None = option(None, "training augmentation preset; the task's default when unset",
-                                 choices=("none", "light", "strong"), flag=True)
+                                 choices=("none", "flip", "light", "strong"), flag=True)
+    augment_start_epoch: int = option(1, "first epoch (1-based) that sees augmented images; the epochs before it "
+                                      "train on the images as they are (classification)", bounds="[1, 100000]")
     mixup: float = option(0.0, "MixUp alpha; 0 turns it off", bounds="[0, inf)")
     cutmix: float = option(0.0, "CutMix alpha; 0 turns it off", bounds="[0, inf)")
     max_bad: float = option(0.01, "bad files tolerated before the run stops: a fraction (<1) or a count (>=1)",
@@ -90,6 +92,8 @@ class ModelConfig:
                                    bounds="[0, 1)", flag=True)
     attention: str | None = option(None, "attention blocks in models that support them; none when unset",
                                    choices=("none", "se", "cbam"), flag=True)
+    flip_tta: bool = option(False, "test-time augmentation: evaluation and prediction average the logits of each "
+                            "image and its mirror image (classification; the data must allow flips)")
     kwargs: dict = option(help="extra keyword arguments for the model builder",
                           factory=dict)
 
@@ -109,8 +113,10 @@ class TrainConfig:
                                         "when unset", bounds="[0, inf)", flag=True)
     schedule: str = option("onecycle", "learning-rate schedule", choices=("cosine", "onecycle", "step", "constant"),
                            flag=True)
-    warmup_epochs: float = option(0.0, "linear warmup length for cosine/step", bounds="[0, inf)", flag=True)
-    step_size: int = option(10, "epochs between decays of the step schedule", bounds="[1, inf)")
+    restart_epochs: int = option(0, "onecycle only: a first cycle of N epochs, then a second one-cycle over the "
+                                 "remaining epochs (a warm restart, as in SGDR); 0 = one cycle", bounds="[0, 100000]")
+    warmup_epochs: float = option(0.0, "linear warmup length for cosine/step", bounds="[0, 100000]", flag=True)
+    step_size: int = option(10, "epochs between decays of the step schedule", bounds="[1, 100000]")
     step_gamma: float = option(0.1, "decay factor of the step schedule", bounds="(0, 1]")
     label_smoothing: float | None = option(None, "label smoothing of the classification loss; the task's default "
                                            "when unset", bounds="[0, 1)", flag=True)

@@ -12,7 +12,7 @@ def test_unknown_preset_is_one_sentence_with_a_suggestion():
     with pytest.raises(CnnkitError) as e:
         check_preset("stong", "data.augment")
     assert str(e.value) == ('Unknown augmentation preset "stong" (data.augment). Did you mean "strong"? '
-                            "Use one of none, light, strong.")
+                            "Use one of none, flip, light, strong.")
     check_preset("light")  # a known preset passes
 
 
@@ -55,3 +55,37 @@ def test_mix_transform_is_off_unless_asked():
     mix = mix_transform(5, 0.4, 0.0)
     x, y = mix(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))
     assert y.shape == (4, 5) and torch.allclose(y.sum(1), torch.ones(4))
+
+
+def test_flip_preset_only_mirrors():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 6, 6), generator=g, dtype=torch.uint8)
+    out = BatchAugment("flip", hflip=True, image_size=(6, 6))(images)
+    same = (out == images).flatten(1).all(1)
+    mirrored = (out == images.flip(3)).flatten(1).all(1)
+    assert bool((same | mirrored).all())  # never translated: each image is itself or its mirror
+    assert 10 < int(mirrored.sum()) < 54  # about half are flipped
+    assert torch.equal(BatchAugment("flip", hflip=False, image_size=(6, 6))(images), images)  # digits: no flips
+
+
+def test_augmentation_starts_at_the_given_epoch():
+    from cnnkit.data.base import TensorSplit
+    from cnnkit.data.loader import classification_loader
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (32, 1, 6, 6), generator=g, dtype=torch.uint8)
+    split = TensorSplit(images, torch.arange(32) % 4)
+    pre = {"size": [6, 6], "mean": [0.0], "std": [1.0]}
+    loader = classification_loader(split, pre, 32, True, 0, 1, "flip", True, 4, augment_start_epoch=2)
+    clean = to_model_input(images, pre)
+
+    def epoch_batch(epoch):
+        loader.set_epoch(epoch)
+        x, y = next(iter(loader))
+        order = [int(i) for i in loader.batches()[0]]
+        return x, clean[order]
+
+    x, ref = epoch_batch(0)  # epoch 1: the images as they are
+    assert torch.equal(x, ref)
+    x, ref = epoch_batch(1)  # epoch 2: some mirrored
+    assert not torch.equal(x, ref) and bool(((x == ref) | (x == ref.flip(3))).flatten(1).all(1).all())

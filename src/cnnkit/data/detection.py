@@ -241,7 +241,8 @@ def complete_splits(splits: dict[str, DetectionSplit], cfg: Config, source: str)
 
 # ---- augmentation ------------------------------------------------------------------------
 def detection_transform(augment: str, hflip: bool, size: int, channels: int) -> v2.Transform | None:
-    """Per-sample box-aware training augmentation for a preset (None for "none").
+    """Per-sample box-aware training augmentation for a preset (None for "none"; "flip": horizontal
+    flips only, where the data allows them).
 
     light: scale jitter 0.75-1.25 then a random crop/pad back to `size` (so the model's own
     resize does not undo the jitter), brightness/contrast jitter, flips only where the data
@@ -250,8 +251,10 @@ def detection_transform(augment: str, hflip: bool, size: int, channels: int) -> 
     labels and masks.
     """
     check_preset(augment, "data.augment")
-    if augment == "none":
+    if augment == "none" or augment == "flip" and not hflip:
         return None
+    if augment == "flip":
+        return v2.RandomHorizontalFlip()
     strong = augment == "strong"
     steps: list[v2.Transform] = []
     if strong:

@@ -120,12 +120,24 @@ def usable_batches(stream, bad_files: list[BadFile]) -> Iterator[list]:
             yield batch
 
 
+class AugmentFrom:
+    """The batch augmentation of a training loader from `start_epoch` (1-based) on; the epochs before
+    it see the images as they are (`data.augment_start_epoch`)."""
+
+    def __init__(self, loader: EpochOrder, augment: BatchAugment, start_epoch: int = 1):
+        self.loader, self.augment, self.start_epoch = loader, augment, start_epoch
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.augment(images) if self.loader.epoch + 1 >= self.start_epoch else images
+
+
 class TensorLoader(EpochOrder):
     def __init__(self, split: TensorSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
-                 augment: str = "none", hflip: bool = False, mix=None):
+                 augment: str = "none", hflip: bool = False, mix=None, augment_start_epoch: int = 1):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
         self.split, self.preprocess, self.mix = split, preprocess, mix if train else None
-        self.augment = BatchAugment(augment if train else "none", hflip, preprocess["size"])
+        self.augment = AugmentFrom(self, BatchAugment(augment if train else "none", hflip, preprocess["size"]),
+                                   augment_start_epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         size = self.preprocess["size"]
@@ -156,11 +168,13 @@ class _FileDataset(Dataset):
 
 class StreamLoader(EpochOrder):
     def __init__(self, split: FileSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
-                 channels: int, augment: str = "none", hflip: bool = False, mix=None, workers: int = 0):
+                 channels: int, augment: str = "none", hflip: bool = False, mix=None, workers: int = 0,
+                 augment_start_epoch: int = 1):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
         self.dataset = _FileDataset(split, channels, preprocess["size"])
         self.preprocess, self.workers, self.mix = preprocess, workers, mix if train else None
-        self.augment = BatchAugment(augment if train else "none", hflip, preprocess["size"])
+        self.augment = AugmentFrom(self, BatchAugment(augment if train else "none", hflip, preprocess["size"]),
+                                   augment_start_epoch)
         self.bad_files: list[BadFile] = []
 
     def __iter__(self):
@@ -176,8 +190,9 @@ class StreamLoader(EpochOrder):
 
 def classification_loader(split, preprocess: dict, batch_size: int, train: bool, seed: int, channels: int,
                           augment: str, hflip: bool, num_classes: int, mixup: float = 0.0, cutmix: float = 0.0,
-                          workers: int = 0):
+                          workers: int = 0, augment_start_epoch: int = 1):
     mix = mix_transform(num_classes, mixup, cutmix) if train else None
     if isinstance(split, TensorSplit):
-        return TensorLoader(split, batch_size, preprocess, train, seed, augment, hflip, mix)
-    return StreamLoader(split, batch_size, preprocess, train, seed, channels, augment, hflip, mix, workers)
+        return TensorLoader(split, batch_size, preprocess, train, seed, augment, hflip, mix, augment_start_epoch)
+    return StreamLoader(split, batch_size, preprocess, train, seed, channels, augment, hflip, mix, workers,
+                        augment_start_epoch)

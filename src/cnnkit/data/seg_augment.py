@@ -10,7 +10,7 @@ Why not per-sample transforms.v2 (cnnkit's first version): on `digits-seg` its P
 dispatch cost ~3 ms per 96 x 96 sample on one thread, ~10 % of a U-Net training step; this
 costs ~0.2 ms (measured). Parameter ranges are v2.RandomAffine's of the same preset
 (light: +-10 degrees, scale 0.8-1.2, shift +-10 %; strong: +-20 degrees, 0.6-1.4, plus
-brightness/contrast jitter 0.3 on the images).
+brightness/contrast jitter 0.3 on the images); "flip" only mirrors (where the data allows).
 
 Randomness comes from the generator the caller passes (the loader seeds one per batch from
 (seed, epoch, batch index)), so an epoch is the same with 0 or N workers and on resume.
@@ -31,7 +31,7 @@ class SegBatchAugment:
     def __init__(self, preset: str, hflip: bool, crop: int | None = None, ignore_index: int = 255):
         check_preset(preset)
         strong = preset == "strong"
-        self.warp = preset != "none"
+        self.warp = preset not in ("none", "flip")  # flip: mirror images only (where the data allows)
         self.degrees, self.scale = (20.0, (0.6, 1.4)) if strong else (10.0, (0.8, 1.2))
         self.shift, self.jitter = 0.1, 0.3 if strong else 0.0
         self.hflip, self.crop, self.ignore_index = hflip, crop, ignore_index

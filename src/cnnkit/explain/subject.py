@@ -140,10 +140,13 @@ def from_path(source: str | Path) -> Subject:
     """A run directory or checkpoint, through the engine's predictor."""
     from cnnkit.engine.predictor import load
 
+    from cnnkit.models.tta import without_tta
+
     pred = load(str(source))
     meta = dict(pred.meta)
     pred.model.eval()
-    return Subject(model=pred.model, task=pred.task.name, output=pred.task.output,
+    # the network itself, not a flip-TTA mean of two passes (whose maps would mix image and mirror)
+    return Subject(model=without_tta(pred.model), task=pred.task.name, output=pred.task.output,
                    classes=list(meta.get("classes") or pred.info.classes),
                    preprocess=pred.preprocess, device=torch.device(pred.device), source=str(source), meta=meta,
                    channels=meta.get("channels") or pred.info.channels)

@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
+from cnnkit.errors import CnnkitError
 
 
 class Loader(Protocol):
@@ -54,6 +55,15 @@ def image_side(value: int | tuple | list) -> list[int]:
     return [int(value), int(value)] if isinstance(value, int) else [int(v) for v in value]
 
 
+TASK_KEYS = {"data.augment_start_epoch": 1, "model.flip_tta": False}  # key -> its default (= off)
+
+
+def honoured_by(key: str) -> list[str]:
+    from cnnkit.tasks import TASKS
+
+    return [name for name in TASKS.list() if key in getattr(TASKS.get(name), "honours", ())]
+
+
 class Task:
     name: str = ""
     # What the model answers with: "logits" (N x K), "boxes" (per image {boxes, labels, scores[, masks]}),
@@ -65,13 +75,23 @@ class Task:
     monitor: tuple[str, str] = ("loss", "min")  # (val metric, "max"|"min") for best.pt and early stopping
     headline: tuple[str, ...] = ()  # metric names shown in the progress bar and summary
 
+    # Of TASK_KEYS (config keys only some tasks act on), the ones this task honours; setup refuses
+    # a value other than the default for the rest instead of ignoring it.
+    honours: tuple[str, ...] = ()
+
     cfg: Config | None = None
     info: DatasetInfo | None = None
 
     # -- configuration ----------------------------------------------------------------
     def setup(self, cfg: Config, info: DatasetInfo) -> None:
         """Called once the config is resolved (defaults filled), before any loader or model is
-        built; also when a checkpoint is loaded. Keeps `self.cfg` / `self.info` for later steps."""
+        built; also when a checkpoint is loaded. Keeps `self.cfg` / `self.info` for later steps.
+        Raises CnnkitError for a TASK_KEYS value this task does not honour."""
+        for key, default in TASK_KEYS.items():
+            value = cfg.get(key)
+            if key not in self.honours and value != default:
+                raise CnnkitError(f"{key}={value} is not supported by the {self.name} task; remove it "
+                                  f"(it applies to: {', '.join(sorted(honoured_by(key))) or 'no task'}).")
         self.cfg, self.info = cfg, info
 
     def defaults(self, cfg: Config, info: DatasetInfo) -> dict[str, Any]:

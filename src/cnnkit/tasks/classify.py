@@ -18,6 +18,7 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.loader import classification_loader
 from cnnkit.data.transforms import to_model_input
+from cnnkit.errors import CnnkitError
 from cnnkit.tasks import TASKS
 from cnnkit.tasks.base import Drawing, Task, image_side
 
@@ -108,6 +109,7 @@ class ClassifyTask(Task):
     output, target = "logits", "label"
     monitor = ("accuracy", "max")
     headline = ("accuracy", "macro_f1")
+    honours = ("data.augment_start_epoch", "model.flip_tta")
 
     def __init__(self):
         self.class_weights: torch.Tensor | None = None
@@ -152,7 +154,21 @@ class ClassifyTask(Task):
         return classification_loader(
             split, self.preprocessing(cfg, info), cfg.train.batch_size, train, cfg.train.seed, info.channels,
             cfg.data.augment or "none", info.hflip_ok, info.num_classes, cfg.data.mixup, cfg.data.cutmix,
-            cfg.data.workers)
+            cfg.data.workers, cfg.data.augment_start_epoch)
+
+    # -- model ------------------------------------------------------------------------
+    def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
+        """The registered model; wrapped in `FlipTTA` when `model.flip_tta` (CnnkitError when the data's
+        mirror images may change the class, as for digits)."""
+        model = super().build_model(cfg, info)
+        if not cfg.model.flip_tta:
+            return model
+        if not info.hflip_ok:
+            raise CnnkitError(f"model.flip_tta=true averages each image with its mirror image, but mirroring may "
+                              f"change the class of {info.name or 'this data'} (e.g. digits); remove it.")
+        from cnnkit.models.tta import FlipTTA
+
+        return FlipTTA(model)
 
     # -- steps ------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch):
