@@ -49,3 +49,14 @@ def test_inspect_reports_a_set_its_reader_refuses_as_an_unusable_row(tmp_path, c
     assert report["issues"] == [{"kind": "unusable", "file": str(tmp_path / "cs"), "problem":
                                  f"stops training: Class folder {tmp_path}/cs/test/green has no counterpart in "
                                  f"{tmp_path}/cs/train: add training images for \"green\" or remove the folder."}]
+
+
+def test_inspect_never_calls_a_set_it_partly_drops_healthy(tmp_path, capsys):
+    """A set whose files loading leaves out gets those files as problem rows, whatever the inspector saw."""
+    from cnnkit.cli import main
+
+    root = class_tree(tmp_path / "ds", per_class=3)
+    (root / "cat" / "0.png").write_bytes(b"\x89PNG broken")
+    main(["data", "inspect", str(root)])
+    out = capsys.readouterr().out
+    assert "no problems found" not in out and "1 problem(s): truncated 1" in out

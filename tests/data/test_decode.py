@@ -209,3 +209,28 @@ def test_predict_explain_and_training_see_the_same_files(tmp_path, digits_run):
     names = sorted(b.train.names + b.val.names + b.test.names)
     assert not b.info.bad_files and names == sorted(str(p) for p in data_files(tmp_path / "set"))
     assert len(names) == 10
+
+
+def test_an_image_past_the_pixel_cap_is_refused_from_its_header(tmp_path, monkeypatch, recwarn):
+    """A decompression bomb is a BadImage "too-large" naming the cap, never Pillow's warning or error."""
+    path = save(tmp_path, Image.new("L", (300, 200)), "big.png")
+    monkeypatch.setenv("CNNKIT_MAX_IMAGE_PIXELS", "50000")
+    for read in (read_image, probe_image):
+        with pytest.raises(BadImage) as err:
+            read(path)
+        assert err.value.kind == "too-large"
+        assert "300x200 = 60000 pixels" in err.value.reason and "CNNKIT_MAX_IMAGE_PIXELS=N (now 50000)" in err.value.reason
+    monkeypatch.setenv("CNNKIT_MAX_IMAGE_PIXELS", "60000")
+    assert read_image(path).shape == (1, 200, 300)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 9_500)).save(bomb)  # 95 Mpx, 12 kB: past Pillow's warning threshold
+    monkeypatch.delenv("CNNKIT_MAX_IMAGE_PIXELS")
+    with pytest.raises(BadImage, match="too-large: 10000x9500"):
+        probe_image(bomb)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_bad_cap_value_is_one_sentence(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNKIT_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(CnnkitError, match=r"CNNKIT_MAX_IMAGE_PIXELS='lots' is not a positive integer"):
+        probe_image(save(tmp_path, Image.new("L", (4, 4)), "a.png"))

@@ -62,4 +62,15 @@ def inspect(src: str, cfg: Config | None = None) -> HealthReport:
         except CnnkitError as e:  # a set training could not even read: the sentence it would stop with
             report.add("unusable", source, f"stops training: {e}")
             return report
-    return add_coverage(report, source, bundle)
+    return _never_healthy_when_dropped(add_coverage(report, source, bundle), source, bundle)
+
+
+def _never_healthy_when_dropped(report: HealthReport, source: str, bundle) -> HealthReport:
+    """A report without a problem row for a set that loading empties or partly drops would read "no problems
+    found": list what loading leaves out (`info.bad_files`) and an empty set as problems."""
+    if not report.issues:
+        for b in bundle.info.bad_files:
+            report.add("left_out", b.path, b.reason)
+    if not any(len(bundle.split(s)) for s in ("train", "val", "test")) and "no_images" not in report.by_kind():
+        report.add("no_images", source, "not a single image can be used: training stops here")
+    return report

@@ -160,7 +160,7 @@ def _opened(path: str | Path | BinaryIO) -> Iterator[Image.Image]:
         with img:
             _check_pixels(img, name)
             yield img
-    except BadImage:
+    except (BadImage, CnnkitError):
         raise
     except UnidentifiedImageError:
         if isinstance(path, (str, Path)) and _looks_like_image(path):

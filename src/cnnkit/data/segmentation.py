@@ -125,7 +125,7 @@ def read_mask(path: str | Path) -> torch.Tensor:
         with Image.open(path) as im:
             mode = im.mode
             arr = np.array(im)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise BadMask(f"cannot be read as an image ({type(e).__name__})") from None
     if arr.ndim == 3:
         # Gray masks saved as RGB are common; a truly coloured mask has no class indices to read.

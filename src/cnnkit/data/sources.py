@@ -27,11 +27,26 @@ def detect_format(path: Path) -> Format:
                 return fmt
         except OSError:
             continue
+    _refuse_non_utf8(path)
     known = ", ".join(sorted(FORMATS))
     raise CnnkitError(
         f"Could not tell the format of {path}: expected one of {known}. "
         "See `cnnkit data --help` for the layouts cnnkit reads."
     )
+
+
+def _refuse_non_utf8(path: Path) -> None:
+    """The real reason a text file (csv, json, yaml, txt) matched no format, when it is that it is not UTF-8."""
+    if not (path.is_file() and path.suffix.lower() in (".csv", ".json", ".yaml", ".yml", ".txt", ".smi")):
+        return
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not a multi-byte character cut by the 64 KB read
+            raise CnnkitError(f"{path} is not UTF-8 text (byte {head[e.start]:#04x} at offset {e.start} cannot be "
+                              "decoded), so its format cannot be read: save it as UTF-8.") from None
 
 
 def build_data(cfg: Config, target: str | None = None, *, check: bool = True) -> DataBundle:

@@ -337,3 +337,80 @@ def test_empty_or_non_coco_instances_file_is_named_not_skipped(tmp_path, content
         read(tmp_path / "c")
     (issue,) = [i for i in inspect(str(tmp_path / "c")).issues if i["kind"] == "bad_annotation"]
     assert issue["file"] == str(tmp_path / "c/annotations/instances_train.json")
+
+
+# ---- issue 15: bounded decoding, containment, what inspect says about dropped files ---------------------------
+def _rle_on_a(seg):
+    def mutate(data):
+        data["annotations"][0]["segmentation"] = seg
+    return mutate
+
+
+@pytest.mark.parametrize("seg, problem", [
+    ({"size": [100000, 100000], "counts": "PPYo1"}, "RLE size [100000, 100000] is not the image's [30, 40]"),
+    ({"size": [30, 40], "counts": "\x7f~}|" * 20}, "RLE counts are neither"),
+    ({"size": [30, 40], "counts": [5, 10**9, 3]}, "add up to 1000000008 pixels"),
+    ({"size": [30, 40], "counts": [1300, -100]}, "negative run"),
+    ([[1, 1, 1e12, 1, 5, 5]], "far outside the 40x30 image"),
+])
+def test_a_mask_that_does_not_fit_its_image_is_refused_before_pycocotools(tmp_path, seg, problem):
+    root = hostile_coco(tmp_path / "h", _rle_on_a(seg))
+    (issue,) = inspect(str(root)).issues
+    assert issue["kind"] == "bad_annotation" and problem in issue["problem"] and "a.png: box 1" in issue["problem"]
+    cfg = Config()
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=r"1 of 3 files .*a\.png"):
+        build_data(cfg)
+
+
+def test_instance_masks_that_disagree_with_the_image_are_one_sentence_not_a_crash():
+    from cnnkit.data.detection import decode_segmentations
+
+    good = mask_utils.encode(np.asfortranarray(np.eye(8, dtype=np.uint8)))
+    good = {"size": [8, 8], "counts": good["counts"].decode()}
+    assert decode_segmentations([good], 8, 8)[0].numpy().tolist() == np.eye(8, dtype=np.uint8).tolist()
+    with pytest.raises(CnnkitError, match=r"Mask 1 of a 32x32 image .*RLE size \[8, 8\]"):
+        decode_segmentations([good], 32, 32)  # pycocotools would write past its 32x32 buffer... or segfault
+
+
+@pytest.mark.parametrize("name", ["../../../../../../../../etc/passwd", "/etc/passwd", "../outside.png"])
+def test_a_file_name_outside_the_dataset_is_refused_unless_allowed(tmp_path, name, monkeypatch):
+    Image.new("RGB", (40, 30)).save(tmp_path / "outside.png")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
+    root = hostile_coco(tmp_path / "h", _set("images", "file_name", name))
+    cfg = Config()
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=rf"ann\.json: image entry 1 \(id 1\) file_name '{name}' points outside"):
+        build_data(cfg)
+    (issue, *_) = inspect(str(root)).issues
+    assert "points outside the dataset folder" in issue["problem"] and "allow_outside_root=true" in issue["problem"]
+    assert not any("passwd" in f or "outside" in f for f in opened)
+    if name == "../outside.png":  # the opt-in reads it
+        cfg.set("data.allow_outside_root", True)
+        cfg.data.val_fraction = cfg.data.test_fraction = 0.0
+        assert any(p.endswith("h/../outside.png") for p in build_data(cfg).train.images)
+
+
+def test_deeply_nested_json_and_a_non_coco_subset_file_are_named(tmp_path):
+    root = hostile_coco(tmp_path / "deep")
+    (root / "ann.json").rename(root / "instances_train.json")
+    (root / "instances_train.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CnnkitError, match=r"instances_train\.json nests its JSON deeper than Python can read"):
+        read(root)
+    ann = tmp_path / "split" / "annotations"
+    for s in ("train", "val"):
+        hostile_coco(tmp_path / "split" / "images" / s)
+        (ann / f"{s}.json").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "split" / "images" / s / "ann.json").rename(ann / f"{s}.json")
+    (ann / "train.json").write_text(json.dumps({"licenses": []}))  # not COCO: must not be dropped quietly
+    with pytest.raises(CnnkitError, match=r"train\.json is not a COCO instances file"):
+        read(tmp_path / "split")
+    assert "bad_annotation" in inspect(str(tmp_path / "split")).by_kind()
+
+
+def test_a_nan_box_is_reported_with_its_values(tmp_path):
+    root = hostile_coco(tmp_path / "h", _set("annotations", "bbox", ["NaN", 3, 10, 8]))
+    (issue,) = inspect(str(root)).issues
+    assert issue["problem"] == "a.png: box 1: box [nan, 3.0, nan, 11.0] has a coordinate that is not a finite number"

@@ -151,3 +151,66 @@ def test_make_digits_as_folders_reads_back_identically(tmp_path):
 
 def test_folder_names_of_classes_are_made_safe():
     assert folders._folder_name("T-shirt/top") == "T-shirt_top" and folders._folder_name(".x") == "x"
+
+
+# ---- issue 15: hostile CSVs end in one sentence naming the file, never an allocation or a traceback -----------
+def _csv(tmp_path, text, data=b""):
+    png(tmp_path / "a.png", 10)
+    png(tmp_path / "b.png", 200)
+    f = tmp_path / "l.csv"
+    f.write_bytes(data or text.encode())
+    return f
+
+
+def test_a_huge_integer_label_is_refused_before_any_class_name_is_made(tmp_path, monkeypatch):
+    f = _csv(tmp_path, "path,label\na.png,0\nb.png,1000000000000\n")
+    with pytest.raises(CnnkitError, match=r"l\.csv row 3 has the label 1000000000000, which would make "
+                                          r"1000000000001 classes for 2 rows.*CNNKIT_MAX_CLASSES"):
+        build_data(cfg_for(f))
+    monkeypatch.setenv("CNNKIT_MAX_CLASSES", "5")  # the cap is the documented one, and it can be moved
+    f.write_text("path,label\na.png,0\nb.png,5\n")
+    with pytest.raises(CnnkitError, match="row 3 has the label 5"):
+        build_data(cfg_for(f))
+    f.write_text("path,label\na.png,0\nb.png,4\n")
+    assert folders.scan_csv(f).classes == ["0", "1", "2", "3", "4"]
+
+
+def test_a_csv_whose_files_are_all_missing_is_a_sentence_and_inspect_says_so(tmp_path):
+    f = tmp_path / "l.csv"
+    f.write_text("path,label\nx.png,0\ny.png,1\n")
+    with pytest.raises(CnnkitError, match=r"2 of 2 files in .*l\.csv could not be used.*x\.png \(missing"):
+        build_data(cfg_for(f))
+    kinds = inspect(str(f)).by_kind()
+    assert kinds["missing"] == 2 and kinds["no_images"] == 1
+
+
+@pytest.mark.parametrize("text, data, sentence", [
+    ("path,klass\na.png,0\n", b"", r"l\.csv has no label column \(its header is 'path,klass'\)"),
+    ("", "path,label\na.png,caf\xe9\nb.png,th\xe9\n".encode("latin-1"),
+     r"l\.csv is not UTF-8 text \(byte 0xe9 at offset 20"),
+])
+def test_a_recognised_but_broken_csv_says_what_is_broken(tmp_path, text, data, sentence):
+    f = _csv(tmp_path, text, data)
+    assert detect_format(f).name == "csv"
+    with pytest.raises(CnnkitError, match=sentence):
+        build_data(cfg_for(f))
+
+
+def test_a_non_utf8_file_no_reader_claims_is_called_that(tmp_path):
+    f = tmp_path / "notes.csv"
+    f.write_bytes("texte;étiquette\nbonjour;fr\n".encode("latin-1"))
+    with pytest.raises(CnnkitError, match=r"notes\.csv is not UTF-8 text \(byte 0xe9"):
+        detect_format(f)
+
+
+@pytest.mark.parametrize("entry", ["../../../../../../../../etc/passwd", "/etc/passwd", "../outside.png"])
+def test_a_csv_path_outside_its_folder_is_refused_unless_allowed(tmp_path, entry):
+    png(tmp_path / "outside.png", 90)
+    f = _csv(tmp_path / "ds", f"path,label\na.png,0\nb.png,1\n{entry},1\n")
+    with pytest.raises(CnnkitError, match=rf"l\.csv: row 4 path '{entry}' points outside the dataset folder"):
+        build_data(cfg_for(f))
+    assert "points outside" in inspect(str(f)).issues[0]["problem"]
+    if entry == "../outside.png":
+        cfg = cfg_for(f, val_fraction=0.0, test_fraction=0.0)
+        cfg.set("data.allow_outside_root", True)
+        assert len(build_data(cfg).train) == 3

@@ -65,3 +65,33 @@ def test_find_idx_pairs_prefers_plain_files_and_maps_names(tmp_path):
     assert set(pairs) == {"train", "test"}
     assert all(p.suffix != ".gz" for pair in pairs.values() for p in pair)
     assert find_idx_pairs(tmp_path / "train-images-idx3-ubyte") == {"train": pairs["train"]}
+
+
+def test_a_small_gzip_claiming_gigabytes_fails_fast_before_decompressing(tmp_path):
+    """1.3 MB of gzip whose header claims 4,000,000 x 28 x 28 (3.1 GB): refused from the header and file size."""
+    import time
+
+    rng = np.random.default_rng(0)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 8, 3]) + np.array([4_000_000, 28, 28], ">u4").tobytes())
+        f.write(rng.integers(0, 256, 1_300_000, dtype=np.uint8).tobytes())
+    with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + np.array([4_000_000], ">u4").tobytes() + bytes(10))
+    assert (tmp_path / "train-images-idx3-ubyte.gz").stat().st_size > 1_300_000
+    start = time.perf_counter()
+    with pytest.raises(CnnkitError, match=r"promises 3136000000 bytes of data for shape \(4000000, 28, 28\), more "
+                                          r"than a \d+-byte gzip can hold"):
+        build_data(cfg_for(tmp_path))
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_idx_caps_hold_for_plausible_headers_too(tmp_path, monkeypatch):
+    images = np.zeros((20, 4, 4), np.uint8)
+    write_pair(tmp_path, "train", images, np.arange(20, dtype=np.uint8) % 2, gz=True)
+    monkeypatch.setenv("CNNKIT_MAX_IDX_BYTES", "100")
+    with pytest.raises(CnnkitError, match=r"holds 320 bytes of data .*CNNKIT_MAX_IDX_BYTES=N \(now 100\)"):
+        build_data(cfg_for(tmp_path))
+    monkeypatch.delenv("CNNKIT_MAX_IDX_BYTES")
+    monkeypatch.setenv("CNNKIT_MAX_CLASSES", "1")  # labels 0 and 1 would be 2 classes
+    with pytest.raises(CnnkitError, match=r"labels of .* go up to 1, which would make 2 classes"):
+        build_data(cfg_for(tmp_path))

@@ -147,3 +147,25 @@ def test_an_imagesets_id_without_its_xml_is_one_sentence(tmp_path):
                                           r"exist; add it or remove the id\); fix or remove them"):
         read(root, test_fraction=0.0)
     assert len(read(root, test_fraction=0.0, max_bad=1).train) == 2
+
+
+# ---- issue 15: <filename> and ids stay inside the VOC folder; external entities are never resolved ------------
+@pytest.mark.parametrize("name", ["../../../../../../../../etc/passwd", "/etc/passwd"])
+def test_a_filename_outside_the_voc_folder_is_refused(tmp_path, name):
+    root = voc_tree(tmp_path / "voc")
+    xml = root / "Annotations" / "2008_000001.xml"
+    xml.write_text(XML.format(name=name, objects=OBJ.format(cls="dog", d=0, b=(1, 1, 10, 20))))
+    with pytest.raises(CnnkitError, match=rf"2008_000001\.xml: <filename> '{name}' points outside the dataset"):
+        read(root)
+    (root / "ImageSets/Main/train.txt").write_text("../../../../../../tmp/x\n2008_000002\n")
+    with pytest.raises(CnnkitError, match=r"train\.txt: id '../../../../../../tmp/x' points outside"):
+        read(root)
+
+
+def test_an_external_entity_is_not_resolved(tmp_path):
+    root = voc_tree(tmp_path / "voc")
+    (root / "Annotations" / "2008_000001.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
+        "<annotation><filename>&x;</filename></annotation>")
+    (issue,) = [i for i in inspect(str(root)).issues if i["kind"] == "bad_annotation"]
+    assert "undefined entity &x;" in issue["problem"]

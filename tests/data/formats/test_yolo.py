@@ -1,6 +1,8 @@
 """YOLO txt reader (Ultralytics data.yaml and classes.txt layouts) and writer."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
@@ -175,3 +177,51 @@ def test_an_integral_float_class_id_is_that_class(tmp_path):
     assert inspect(str(root)).by_kind() == {"no_labels": 1}
     b = read(root, test_fraction=0.0)
     assert b.train.target(b.train.names.index("a.jpg"))["labels"].tolist() == [0, 1]
+
+
+# ---- issue 15: a recognised but broken data.yaml says what is broken; paths stay inside the dataset ---------
+@pytest.mark.parametrize("text, sentence", [
+    ("train: !!python/object/apply:os.system ['echo pwned']\nnames: [car]\n",
+     r"data\.yaml uses a YAML tag cnnkit does not load \(.*python/object/apply:os\.system'\)"),
+    ("names: " + "[" * 5000 + "]" * 5000 + "\ntrain: images/train\n", r"data\.yaml nests deeper than 32 levels"),
+    ("names:\n" + "".join(" " * k + f"k{k}:\n" for k in range(1, 400)), r"data\.yaml nests deeper than 32 levels"),
+    ("train: [images/train\nnames: [car, bus]\n", r"data\.yaml is not valid YAML \(line 2: "),
+])
+def test_a_broken_data_yaml_is_named_not_unrecognised(tmp_path, text, sentence):
+    import time
+
+    root = ultralytics_layout(tmp_path / "ds")
+    (root / "data.yaml").write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(CnnkitError, match=sentence):
+        read(root)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_data_yaml_pointing_at_no_images_is_never_healthy(tmp_path, capsys):
+    from cnnkit.cli import main
+
+    root = ultralytics_layout(tmp_path / "ds")
+    (root / "images" / "empty").mkdir()
+    (root / "data.yaml").write_text("train: images/empty\nval: images/empty\nnames: [car, bus]\n")
+    with pytest.raises(CnnkitError, match=r"ds holds no images \(.*data\.yaml: train: images/empty holds no images"):
+        read(root)
+    main(["data", "inspect", str(root)])
+    out = capsys.readouterr().out
+    assert "no problems found" not in out and "no_images" in out
+    (root / "data.yaml").write_text("train: images/train\nval: images/empty\nnames: [car, bus]\n")
+    assert inspect(str(root)).by_kind().get("no_images") == 1  # partly empty: listed too
+
+
+@pytest.mark.parametrize("yaml_text, entry", [
+    ("path: /etc\ntrain: images/train\nnames: [car, bus]\n", "path '/etc'"),
+    ("train: ../../../../../../../etc\nnames: [car, bus]\n", "train '../../../../../../../etc'"),
+    ("train: list.txt\nnames: [car, bus]\n", "line 2 '/etc/passwd'"),
+])
+def test_a_data_yaml_path_outside_the_dataset_is_refused(tmp_path, yaml_text, entry):
+    root = ultralytics_layout(tmp_path / "ds")
+    first = sorted((root / "images" / "train").iterdir())[0].relative_to(root)
+    (root / "list.txt").write_text(f"{first}\n/etc/passwd\n")
+    (root / "data.yaml").write_text(yaml_text)
+    with pytest.raises(CnnkitError, match=re.escape(entry) + " points outside the dataset folder"):
+        read(root)

@@ -264,6 +264,9 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     """Parse the COCO files of `path` (see the module docstring). `allow_outside`: open file_names outside
     the dataset folder (data.allow_outside_root). Raises AnnotationError for a file that cannot be read."""
     files, skipped = _json_files(path)
+    if files:  # a .json named as a subset beside COCO files is meant as one: reading it says what is wrong
+        files += [f for f in skipped if any(s in f.stem.lower() for s in SPLITS)]
+        skipped = [f for f in skipped if f not in files]
     if not files:
         raise CnnkitError(f"No COCO annotation json found in {path} (expected annotations/instances_*.json).")
     datas = [_read_json(f) for f in files]

@@ -25,8 +25,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo, FileSplit, TensorSplit
+from cnnkit.data.containment import inside
 from cnnkit.data.decode import BadImage, data_files, hidden_name, is_data_file, probe_image, read_image
 from cnnkit.data.formats.idx import read_classes_txt
+from cnnkit.data.limits import cap, raise_hint
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.splits import carve_missing, check_bad_files
 from cnnkit.errors import CnnkitError
@@ -98,14 +100,39 @@ def scan_class_folders(root: Path) -> Listing:
     return Listing(classes, items, total, empty)
 
 
-def scan_csv(path: Path) -> Listing:
+def _csv_rows(path: Path) -> list[tuple[int, dict]]:
+    """(row number, row) of a UTF-8 CSV with path and label columns; one sentence naming the file otherwise."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             reader.fieldnames = [(n or "").strip().lower() for n in reader.fieldnames or []]
-            rows = [(i, r) for i, r in enumerate(reader, start=2)]  # row 1 is the header
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise CnnkitError(f"{path} is not a readable UTF-8 CSV file ({e}): save it as UTF-8 CSV.") from None
+            missing = [c for c in ("path", "label") if c not in reader.fieldnames]
+            if missing:
+                raise CnnkitError(f"{path} has no {' or '.join(missing)} column (its header is "
+                                  f"{','.join(reader.fieldnames)[:120]!r}): an image CSV needs the columns path,label.")
+            return [(i, r) for i, r in enumerate(reader, start=2)]  # row 1 is the header
+    except UnicodeDecodeError as e:
+        raise CnnkitError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start} cannot be "
+                          "decoded): save it as UTF-8 CSV.") from None
+    except csv.Error as e:
+        raise CnnkitError(f"{path} is not a readable CSV file ({e}): save it as UTF-8 CSV.") from None
+
+
+def _int_classes(path: Path, raw: list[tuple[int, str, str, str]]) -> list[str]:
+    """"0".."K-1" for integer labels, K = the largest + 1, checked against CNNKIT_MAX_CLASSES before any name
+    is made (a label of 10**12 must not build 10**12 class names)."""
+    row_no, _, top, _ = max(raw, key=lambda r: int(r[2]))
+    if int(top) >= cap("CNNKIT_MAX_CLASSES"):
+        raise CnnkitError(f"{path} row {row_no} has the label {top}, which would make {int(top) + 1} classes for "
+                          f"{len(raw)} rows: put the class names in {path.parent / 'classes.txt'} and the labels in "
+                          f"0..K-1, or {raise_hint('CNNKIT_MAX_CLASSES')}.")
+    return [str(i) for i in range(int(top) + 1)]
+
+
+def scan_csv(path: Path, allow_outside: bool = False) -> Listing:
+    """List a `path,label[,split]` CSV. Paths are relative to its folder and must stay inside it unless
+    `allow_outside` (data.allow_outside_root). Raises CnnkitError naming the file and row for a bad row."""
+    rows = _csv_rows(path)
     classes = read_classes_txt(path.parent)
     raw = []
     for row_no, row in rows:
@@ -114,14 +141,15 @@ def scan_csv(path: Path) -> Listing:
             raise CnnkitError(f"{path} row {row_no} needs both a path and a label; fill it in or delete the row.")
         if split and split.lower() not in SPLIT_DIRS:
             raise CnnkitError(f'{path} row {row_no} has split "{split}": use train, val or test.')
-        raw.append((row_no, str(path.parent / file), label, SPLIT_DIRS[split.lower()] if split else "train"))
+        file = str(inside(path.parent, file, allow=allow_outside, source=path, what=f"row {row_no} path"))
+        raw.append((row_no, file, label, SPLIT_DIRS[split.lower()] if split else "train"))
     if classes is None:
         if raw and all(lab.lstrip("-").isdigit() for _, _, lab, _ in raw):
             ints = [int(lab) for _, _, lab, _ in raw]
             if min(ints) < 0:
                 bad = next(r for r in raw if int(r[2]) < 0)
                 raise CnnkitError(f"{path} row {bad[0]} has the negative label {bad[2]}: labels count from 0.")
-            classes = [str(i) for i in range(max(ints) + 1)]
+            classes = _int_classes(path, raw)
         else:
             classes = sorted({lab for _, _, lab, _ in raw})
     index = {c: i for i, c in enumerate(classes)}
@@ -243,19 +271,22 @@ def _is_class_folders(path: Path) -> bool:
 
 
 def _is_csv(path: Path) -> bool:
+    """A .csv whose header has a path column (an image CSV; text CSVs have none): claimed even when it is not
+    UTF-8 or lacks the label column, so that loading says what is wrong instead of "Could not tell the format"."""
     if not (path.is_file() and path.suffix.lower() == ".csv"):
         return False
+    with open(path, "rb") as f:
+        first = f.readline(1 << 16).decode("latin-1")  # any bytes decode: the header's words are ASCII
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            header = {h.strip().lower() for h in next(csv.reader(f), [])}
-    except (UnicodeDecodeError, csv.Error):
+        header = {h.strip().lower() for h in next(csv.reader([first.lstrip("\ufeff\u00ef\u00bb\u00bf")]), [])}
+    except csv.Error:
         return False
-    return {"path", "label"} <= header
+    return "path" in header
 
 
 @register_format("csv", task="classify", detect=_is_csv, priority=30)
 def load_csv(path: Path, cfg: Config) -> DataBundle:
-    return files_bundle(scan_csv(path), cfg, str(path), "csv")
+    return files_bundle(scan_csv(path, cfg.data.allow_outside_root), cfg, str(path), "csv")
 
 
 @register_format("class-folders", task="classify", detect=_is_class_folders, priority=-10)

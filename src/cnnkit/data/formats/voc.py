@@ -102,7 +102,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     for split, ids in _ids(root).items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
-            xml = inside(root, f"Annotations/{image_id}.xml", allow=allow_outside, source=_list_file(root, split),
+            xml = inside(root, Path("Annotations") / f"{image_id}.xml", allow=allow_outside, source=_list_file(root, split),
                          what="id", shown=repr(image_id))
             if not xml.is_file():
                 issues.append(("missing_annotation", str(xml), f"id {image_id!r} is listed in {_list_file(root, split)} "
@@ -114,7 +114,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 issues.append(("bad_annotation", str(xml), f"cannot read the annotation: {e}"))
                 continue
             fname = _text(ann, "filename") or f"{image_id}.jpg"
-            file = inside(root, f"JPEGImages/{fname}", allow=allow_outside, source=xml, what="<filename>",
+            file = inside(root, Path("JPEGImages") / fname, allow=allow_outside, source=xml, what="<filename>",
                           shown=repr(fname))
             if not file.is_file() and Path(fname).stem in by_stem:
                 file = by_stem[Path(fname).stem]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle
+from cnnkit.data.containment import inside
 from cnnkit.data.decode import data_files, hidden_name
 from cnnkit.data.formats.mask_folder import finish, read_classes
 from cnnkit.data.registry import FORMATS, WRITERS, register_format
@@ -53,15 +54,18 @@ def _image_for(root: Path, stem: str, by_stem: dict[str, Path]) -> Path | None:
     return p if p.is_file() else by_stem.get(stem)
 
 
-def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
-    """Subset -> (image, mask) pairs named by the ImageSets lists (or all masks as "all"); missing files as BadFiles."""
+def scan(root: Path, allow_outside: bool = False) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
+    """Subset -> (image, mask) pairs named by the ImageSets lists (or all masks as "all"); missing files as BadFiles.
+    An id naming a file outside `root` is refused (AnnotationError) unless `allow_outside` (data.allow_outside_root)."""
     masks_dir, lists = root / "SegmentationClass", root / "ImageSets" / "Segmentation"
     by_stem = {p.stem: p for p in data_files(root / "JPEGImages", recursive=False)}
     ids: dict[str, list[str]] = {}
     for s in SPLITS:
         f = lists / f"{s}.txt"
         if f.is_file():
-            ids[s] = [line.split()[0] for line in f.read_text().splitlines() if line.strip()]
+            ids[s] = [line.split()[0] for line in f.read_text(errors="replace").splitlines() if line.strip()]
+            for stem in ids[s]:
+                inside(root, Path("SegmentationClass") / f"{stem}.png", allow=allow_outside, source=f, what="id", shown=repr(stem))
     if not ids:
         ids["all"] = sorted(p.stem for p in data_files(masks_dir, (".png",), recursive=False))
     found, bad = {}, []
@@ -93,7 +97,7 @@ def load(path: Path, cfg: Config) -> DataBundle:
     root = voc_root(path) or path
     if wants_detection(root, cfg):
         return FORMATS["voc"].load(path, cfg)
-    found, bad = scan(root)
+    found, bad = scan(root, cfg.data.allow_outside_root)
     return finish(root, found, bad, read_classes(root), cfg, "voc-seg", default=list(VOC_CLASSES))
 
 

@@ -27,6 +27,8 @@ def _lenient(cfg: Config) -> Config:
 
 
 def _image_hashes(split) -> list[tuple[str, str]]:
+    if not len(split):
+        return []
     if isinstance(split, TensorSplit):
         flat = split.images.reshape(len(split), -1).numpy()
         names = split.names or [str(i) for i in range(len(split))]
@@ -53,6 +55,8 @@ def health(bundle: DataBundle, source: str, empty_folders: list[str] = ()) -> He
     }
     for b in info.bad_files:
         report.add(b.reason.split(":", 1)[0], b.path, b.reason)
+    if not report.counts["images"]:
+        report.add("no_images", source, "not a single image can be used: training stops here")
     for folder in empty_folders:
         report.add("empty-class", folder, "class folder holds no images")
     reported = {Path(f).name for f in empty_folders}
@@ -82,7 +86,8 @@ def inspect_class_folders(path: Path, cfg: Config) -> HealthReport:
 
 @INSPECTORS.register("csv")
 def inspect_csv(path: Path, cfg: Config) -> HealthReport:
-    return health(files_bundle(scan_csv(path), _lenient(cfg), str(path), "csv", verify=True), str(path))
+    listing = scan_csv(path, cfg.data.allow_outside_root)
+    return health(files_bundle(listing, _lenient(cfg), str(path), "csv", verify=True), str(path))
 
 
 @INSPECTORS.register("idx")

@@ -134,7 +134,7 @@ def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
     root = voc_seg.voc_root(path) or path
     if voc_seg.wants_detection(root, cfg):  # a full VOC folder: boxes unless segment is asked
         return INSPECTORS.get("voc")(path, cfg)
-    found, bad = voc_seg.scan(root)
+    found, bad = voc_seg.scan(root, cfg.data.allow_outside_root)
     return _files_report(root, str(path), found, bad, cfg, list(voc_seg.VOC_CLASSES))
 
 
