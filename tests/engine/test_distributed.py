@@ -51,3 +51,38 @@ def test_torchrun_early_stop_is_taken_by_every_rank(tmp_path):
               "--out", str(out), timeout=200)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_run"] == 2
+
+
+LOSE_RANK_1 = """
+import os, sys
+from cnnkit.engine.trainer import Training
+
+if os.environ["RANK"] == "1":  # this worker dies at the start of epoch 2, as a killed or crashed node would
+    run_epoch = Training.run_epoch
+    Training.run_epoch = lambda self, epoch: os._exit(7) if epoch == 1 else run_epoch(self, epoch)
+from cnnkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_lost_worker_is_one_sentence_on_rank0(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["train", "--data", "digits", "--model", "lenet5", "--epochs", "2", "--threads", "1",
+            "--out", str(tmp_path / "run")]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", LOSE_RANK_1, *args], env=env, cwd=tmp_path,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    (_, err0), _ = procs[0].communicate(timeout=240), procs[1].communicate(timeout=60)
+    assert procs[1].returncode == 7
+    assert procs[0].returncode == 2, err0[-3000:]
+    assert "Traceback" not in err0 and "gloo" not in err0.split("cnnkit: error:")[0], err0[-3000:]
+    assert "cnnkit: error: Rank 0 of 2 lost contact with another worker under torchrun" in err0, err0[-3000:]
+    assert (tmp_path / "run" / "last.pt").exists()  # epoch 1 was kept: --resume continues from it

@@ -6,6 +6,7 @@ without them everything here is a no-op and the same command runs on one CPU.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,8 @@ def is_lost_worker(err: BaseException, info: DistInfo) -> bool:
 
 def lost_worker_error(err: BaseException, info: DistInfo) -> CnnkitError:
     """The one sentence rank `info.rank` prints instead of the backend's traceback."""
-    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # drop gloo's source-file prefix
     return CnnkitError(f"Rank {info.rank} of {info.world_size} lost contact with another worker under torchrun "
                        f"({first}): that worker stopped or was killed; see its own output, then continue with "
                        "--resume RUN_DIR.")
