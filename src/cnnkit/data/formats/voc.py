@@ -102,8 +102,8 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     for split, ids in _ids(root).items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
-            xml = inside(root, Path("Annotations") / f"{image_id}.xml", allow=allow_outside, source=_list_file(root, split),
-                         what="id", shown=repr(image_id))
+            xml = inside(root, Path("Annotations") / f"{image_id}.xml", allow=allow_outside,
+                         source=_list_file(root, split), what="id", shown=repr(image_id))
             if not xml.is_file():
                 issues.append(("missing_annotation", str(xml), f"id {image_id!r} is listed in {_list_file(root, split)} "
                                                                f"but {xml} does not exist; add it or remove the id"))

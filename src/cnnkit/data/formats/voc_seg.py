@@ -65,7 +65,8 @@ def scan(root: Path, allow_outside: bool = False) -> tuple[dict[str, SegFileSpli
         if f.is_file():
             ids[s] = [line.split()[0] for line in f.read_text(errors="replace").splitlines() if line.strip()]
             for stem in ids[s]:
-                inside(root, Path("SegmentationClass") / f"{stem}.png", allow=allow_outside, source=f, what="id", shown=repr(stem))
+                inside(root, Path("SegmentationClass") / f"{stem}.png", allow=allow_outside, source=f, what="id",
+                       shown=repr(stem))
     if not ids:
         ids["all"] = sorted(p.stem for p in data_files(masks_dir, (".png",), recursive=False))
     found, bad = {}, []
