@@ -165,3 +165,28 @@ def test_cors_only_with_an_origin(checkpoints, digit_png):
         assert r.headers["access-control-allow-origin"] == "https://example.org"
         r = cors.options("/predict", headers={**pre, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
+
+
+def test_an_exported_onnx_file_is_served(checkpoints, digit_png, tmp_path):
+    """An `.onnx` source goes through `cnnkit.engine.predictor.load` (onnxruntime): the same answer as its
+    checkpoint; occlusion explains it, gradient methods are a one-sentence 422."""
+    pytest.importorskip("onnxruntime")
+    from fastapi.testclient import TestClient
+
+    from cnnkit.engine.checkpoint import load_checkpoint
+    from cnnkit.export.onnx import export_onnx
+    from cnnkit.serve import create_app
+
+    onnx_path, _ = export_onnx(load_checkpoint(checkpoints["classify"]), tmp_path / "lenet5.onnx",
+                               dynamic_batch=True)
+    with TestClient(create_app(checkpoints["classify"], device="cpu")) as pt, \
+            TestClient(create_app(onnx_path, device="cpu")) as ort:
+        files = _files(digit_png, "a.png", "b.png", "c.png")
+        want, got = (c.post("/predict", files=files).json()["results"] for c in (pt, ort))
+        assert [g["label"] for g in got] == [w["label"] for w in want]
+        assert all(_close(g["top"], w["top"]) for g, w in zip(got, want))
+        card = ort.get("/info").json()
+        assert card["runtime"] == "onnxruntime" and card["explain_methods"] == ["occlusion"]
+        r = ort.post("/explain?method=gradcam", content=digit_png)
+        assert r.status_code == 422 and "method=occlusion" in r.json()["error"]
+        assert ort.post("/explain?method=occlusion", content=digit_png).headers["content-type"] == "image/png"

@@ -129,10 +129,13 @@ def _add_middleware(app: FastAPI, served: Served) -> None:
     @app.middleware("http")
     async def count_and_guard(request: Request, call_next):
         start = time.perf_counter()
+        served.metrics.in_flight.inc()
         try:
             response = await call_next(request)
         except Exception as e:  # noqa: BLE001 - counted, then answered as JSON like every other error
             response = _error(500, f"Internal error ({type(e).__name__}); the server keeps running.")
+        finally:
+            served.metrics.in_flight.dec()
         route = request.scope.get("route")
         endpoint = getattr(route, "path", None) or ("/static" if request.url.path.startswith("/static/") else "other")
         served.metrics.observe_request(endpoint, response.status_code, time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""`cnnkit serve RUN_DIR|CKPT`: the flags, the bind warning, and uvicorn.
+"""`cnnkit serve RUN_DIR|CKPT|MODEL.onnx`: the flags, the bind warning, and uvicorn.
 
 With `--workers 1` (the default) the model is loaded before uvicorn starts, so a bad checkpoint is
 one line on stderr; with more, each uvicorn worker process builds its own app (and model) from the
@@ -18,9 +18,10 @@ ENV = "CNNKIT_SERVE_SETTINGS"
 
 def add_serve_parser(sub) -> None:
     s = sub.add_parser("serve", help="serve a model over HTTP with a web page (FastAPI + uvicorn)",
-                       description="Serve RUN_DIR|CKPT: POST /predict, POST /explain, GET /health, /info, "
-                                   "/metrics, the page at /, OpenAPI at /docs.")
-    s.add_argument("source", metavar="RUN_DIR|CKPT")
+                       description="Serve a run, a checkpoint (.pt, .safetensors) or an exported .onnx file: "
+                                   "POST /predict, POST /explain, GET /health, /info, /metrics, the page at /, "
+                                   "OpenAPI at /docs.")
+    s.add_argument("source", metavar="RUN_DIR|CKPT|MODEL.onnx")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--token", help="bearer token required on every endpoint but /health (default: $CNNKIT_TOKEN)")

@@ -1,6 +1,6 @@
 """/metrics: the server's counters in Prometheus text format (prometheus_client, one registry per app).
 
-Request counts by endpoint and status, request latency, micro-batch sizes and inference time, the
+Request counts by endpoint and status, requests in flight, request latency, micro-batch sizes and inference time, the
 queue depth, and images served. A registry of its own per app keeps two servers (or two tests) in
 one process from sharing counts.
 """
@@ -27,6 +27,7 @@ class ServeMetrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.batch_seconds = Histogram("cnnkit_batch_seconds", "inference time per batch (seconds)",
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge("cnnkit_requests_in_flight", "HTTP requests being answered", registry=self.registry)
         self.images = Counter("cnnkit_images", "images predicted", registry=self.registry)
         self.queue = Gauge("cnnkit_queue_depth", "images admitted and waiting for a batch", registry=self.registry)
         self.queue.set_function(queue_depth)

@@ -4,7 +4,9 @@ A batch is one forward pass per group of images with the same model-input shape 
 each image's slice of the output then goes through the task's own `predict_one` and `record`, the
 same calls `cnnkit predict` makes, so a served answer is the CLI's record for that image (plus, for
 per-pixel models, each present class's mask as COCO RLE). The model is loaded only through
-`cnnkit.engine.predictor.load`: weights-only checkpoints (`torch.load(weights_only=True)`).
+`cnnkit.engine.predictor.load`: weights-only checkpoints (`torch.load(weights_only=True)`),
+safetensors, or an exported `.onnx` file run by onnxruntime (which has no gradients, so only
+occlusion explains it).
 """
 from __future__ import annotations
 
@@ -45,14 +47,19 @@ class _Replay:
 
 
 class ServedModel:
-    """`source`: a run directory or `.pt` checkpoint. Raises `CnnkitError` when it cannot be loaded."""
+    """`source`: a run directory, `.pt` checkpoint, `.safetensors` or `.onnx` file. Raises
+    `CnnkitError` when it cannot be loaded."""
 
     def __init__(self, source: str | Path, device: str = "auto", threads: int | None = None):
         from cnnkit.engine.predictor import load
 
-        self.pred = load(source, device=device)
-        if threads:
+        if threads:  # before loading: an onnxruntime session takes torch's thread count
             torch.set_num_threads(int(threads))
+        self.pred = load(source, device=device)
+        if threads:  # the checkpoint's own train.threads was applied while loading
+            torch.set_num_threads(int(threads))
+        self.onnx = hasattr(self.pred, "session")  # an OnnxPredictor: onnxruntime, no autograd
+        self.explain_methods = ("occlusion",) if self.onnx else EXPLAIN_METHODS
         self.task, self.meta, self.model = self.pred.task, self.pred.meta, self.pred.model
         self.channels = int(self.meta["preprocess"]["channels"])
         self.source_name = Path(self.pred.path).name
@@ -114,19 +121,24 @@ class ServedModel:
         pre = self.meta["preprocess"]
         plain = (int, float, str, bool, list, type(None))
         return {"task": self.task.name, "output": self.task.output, "model": self.meta["model"]["name"],
-                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "parameters": None if self.onnx else sum(p.numel() for p in self.model.parameters()),
+                "runtime": "onnxruntime" if self.onnx else "pytorch",
                 "classes": list(self.meta["classes"]),
                 "input": {k: v for k, v in pre.items() if isinstance(v, plain) and k != "category_ids"},
                 "metrics": dict(self.meta.get("metrics") or {}), "epoch": self.meta.get("epoch"),
                 "data": self.meta.get("data_name", ""), "checkpoint": self.source_name,
-                "device": str(self.pred.device), "explain_methods": list(EXPLAIN_METHODS)}
+                "device": str(self.pred.device), "explain_methods": list(self.explain_methods)}
 
     # -- explanation ------------------------------------------------------------------
     def explain_png(self, image: torch.Tensor, method: str, target: str | None, options: dict[str, Any]) -> bytes:
         """An overlay PNG of `method`'s map for `image` (uint8 C x H x W). Raises `CnnkitError` for a
         target the model cannot explain (e.g. a box index when nothing was detected)."""
+        from cnnkit.errors import CnnkitError
         from cnnkit.explain.api import explain
 
+        if method not in self.explain_methods:
+            raise CnnkitError(f"{method} needs the model's gradients, and {self.source_name} runs in onnxruntime "
+                              f"without them: use method={self.explain_methods[0]}, or serve the checkpoint.")
         expl = explain(self._explain_subject(), image, method=method, target=target, **options)[0]
         with tempfile.TemporaryDirectory(prefix="cnnkit-serve-") as tmp:  # a server-chosen name only
             return expl.save(Path(tmp) / "overlay.png").read_bytes()

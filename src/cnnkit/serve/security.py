@@ -10,12 +10,12 @@ asks for the token and sends it with every call).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 
 from cnnkit.serve.limits import Rejected
 
 TOKEN_ENV = "CNNKIT_TOKEN"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def resolve_token(token: str | None) -> str | None:
@@ -26,7 +26,11 @@ def resolve_token(token: str | None) -> str | None:
 
 def bind_warning(host: str, token: str | None) -> str | None:
     """The warning printed when the server listens beyond this machine without a token."""
-    if host in LOCAL_HOSTS or token:
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only "localhost" is known to stay on this machine
+        local = host == "localhost"
+    if local or token:
         return None
     return (f"cnnkit serve: warning: listening on {host} without a token: anyone who can reach this port can "
             f"call the model. Set --token or {TOKEN_ENV}.")
