@@ -196,7 +196,8 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--budget-s", type=bounded(float, "(0, 86400]", "--budget-s"), default=20.0, metavar="S",
                    help="seconds all timing loops share; model build, warm-up and compiling come on top (default: 20)")
     b.add_argument("--backends", default="eager,channels_last,compile",
-                   help="comma list of eager, channels_last, compile (default: all three)")
+                   help="comma list of eager, channels_last, compile (default: all three), onnxruntime, "
+                        "onnxruntime_int8 (inference only)")
     b.add_argument("--compile-timeout-s", type=bounded(float, "(0, 86400]", "--compile-timeout-s"), default=120.0,
                    metavar="S",
                    help="time box for torch.compile's compiling and warm-up (default: 120)")

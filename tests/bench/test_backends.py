@@ -68,3 +68,34 @@ def test_failure_reasons_are_one_line():
     wrapped.__cause__ = TimedOut("x")
     assert "longer than 3 s" in failure_reason(wrapped, 3.0)
     assert failure_reason(RuntimeError("bad op\nstack..."), 3.0) == "RuntimeError: bad op"
+
+
+def test_onnxruntime_backends_answer_like_eager_and_train_nothing():
+    from cnnkit.bench.backends import KNOWN
+    from cnnkit.tasks import get_task
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    batch = (torch.randn(6, 1, 8, 8), torch.zeros(6, dtype=torch.long))
+    assert check_backends(["eager", "onnxruntime_int8"]) == ["eager", "onnxruntime_int8"]
+    assert "onnxruntime" in KNOWN
+    fp32 = prepare("onnxruntime", model, get_task("classify"), batch)
+    int8 = prepare("onnxruntime_int8", model, get_task("classify"), batch)
+    assert fp32.inference_only and int8.inference_only and not prepare("eager", model).inference_only
+    with torch.no_grad():
+        ref = model(batch[0])
+        assert torch.allclose(fp32.call(batch[0]), ref, atol=1e-5)
+        assert (int8.call(batch[0]) - ref).abs().max() < 0.25 * ref.abs().max()  # int8: close, not equal
+    with pytest.raises(CnnkitError, match="needs the task and an eval batch"):
+        prepare("onnxruntime", model)
+
+
+def test_bench_lists_onnxruntime_beside_eager():
+    import cnnkit
+
+    result = cnnkit.bench("lenet5", data="digits", budget_s=1.0, backends="eager,onnxruntime,onnxruntime_int8",
+                          threads=1)
+    assert result["train_img_s"]["onnxruntime"] is None and result["train_img_s"]["eager"] > 0
+    for name in ("eager", "onnxruntime", "onnxruntime_int8"):
+        assert result["latency_batch1_ms"][name]["p50"] > 0 and result["throughput_batch64_img_s"][name] > 0
+    assert result["unavailable"] == {}

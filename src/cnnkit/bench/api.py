@@ -178,17 +178,18 @@ def measure_backend(name: str, run: ResolvedRun, inputs: Inputs, share: float,
     box = {"expired": False}
     try:
         with time_box(limit) as box:
-            backend = prepare(name, run.model)
+            backend = prepare(name, run.model, task, inputs.many)
             step = TrainStep(task, run.cfg, backend, dev)
             one, many = backend.batch(inputs.one), backend.batch(inputs.many)
-            for _ in range(2):  # compile: the first call compiles, the second shows whether it recompiles
-                step(inputs.stream)
+            for _ in range(0 if backend.inference_only else 2):  # compile: the first call compiles, the second
+                step(inputs.stream)                                 # shows whether it recompiles
             backend.model.eval()
             for batch in (one, one, many, many):
                 task.predict(backend.call, batch)
             backend.model.train()
             images: list[int] = []
-            train_s = time_calls(lambda: images.append(step(inputs.stream)), share / 2, dev, 2, warmup=0)
+            train_s = [] if backend.inference_only else time_calls(lambda: images.append(step(inputs.stream)),
+                                                                   share / 2, dev, 2, warmup=0)
             backend.model.eval()
             latency_s = time_calls(lambda: task.predict(backend.call, one), share / 4, dev, 5, warmup=0)
             many_s = time_calls(lambda: task.predict(backend.call, many), share / 4, dev, 2, warmup=0)
@@ -198,7 +199,8 @@ def measure_backend(name: str, run: ResolvedRun, inputs: Inputs, share: float,
         raise
     if box["expired"]:  # the timeout fired but something caught it: the numbers are not to be trusted
         raise TimedOut(f"took longer than {limit:g} s")
-    return {"train_img_s": round(sum(images) / sum(train_s), 2), "latency": percentiles(latency_s),
+    train_img_s = round(sum(images) / sum(train_s), 2) if train_s else None  # None: inference-only backend
+    return {"train_img_s": train_img_s, "latency": percentiles(latency_s),
             "throughput": round(inputs.many_n * len(many_s) / sum(many_s), 2), "train_steps": len(train_s)}
 
 

@@ -1,4 +1,5 @@
-"""The ways `cnnkit bench` runs one model side by side: eager, channels_last and torch.compile.
+"""The ways `cnnkit bench` runs one model side by side: eager, channels_last, torch.compile, and
+onnxruntime fp32 / static int8 (inference only).
 
 Each backend gets its own deep copy of the model, so training steps on one backend never
 change the weights (or BatchNorm statistics) another one starts from, nor the caller's model.
@@ -8,6 +9,10 @@ change the weights (or BatchNorm statistics) another one starts from, nor the ca
   CPU (oneDNN) and GPU (cuDNN) convolutions pick their NHWC kernels from that.
 - `compile`: `torch.compile` of the model (TorchInductor). Compiling happens on the first calls,
   which the caller runs inside `time_box`: on a small CPU machine it can take minutes.
+- `onnxruntime`, `onnxruntime_int8` (asked by name, not in the default set): the model's export graph
+  (`cnnkit.export`, traced with a free batch axis) in an onnxruntime CPU session; int8 is static QDQ
+  calibrated on the eval batch given to `prepare`. They only run inference (`inference_only`): no
+  training numbers. A tinydet keeps its PyTorch transform, decode and NMS around the session.
 """
 from __future__ import annotations
 
@@ -25,14 +30,17 @@ from torch import nn
 
 from cnnkit.errors import CnnkitError, did_you_mean
 
-BACKENDS = ("eager", "channels_last", "compile")
+BACKENDS = ("eager", "channels_last", "compile")  # the default set
+INFERENCE_BACKENDS = ("onnxruntime", "onnxruntime_int8")
+KNOWN = BACKENDS + INFERENCE_BACKENDS
 
 
 @dataclass
 class Backend:
     name: str
     model: nn.Module  # holds the weights the optimiser steps (this backend's own copy)
-    call: nn.Module  # what is called: `model`, or its compiled wrapper
+    call: nn.Module  # what is called: `model`, its compiled wrapper, or an onnxruntime session's twin
+    inference_only: bool = False  # onnxruntime: nothing to train
 
     def batch(self, batch: Any) -> Any:
         """`batch` as this backend feeds it: 4-D floating tensors in channels_last order for that backend."""
@@ -56,16 +64,20 @@ def check_backends(names: list[str] | tuple[str, ...]) -> list[str]:
     """The asked backend names, checked; raises `CnnkitError` naming an unknown one."""
     names = [n.strip() for n in names if n.strip()]
     for name in names:
-        if name not in BACKENDS:
-            raise CnnkitError(f'Unknown bench backend "{name}".{did_you_mean(name, BACKENDS)} '
-                              f"Use any of {', '.join(BACKENDS)} (comma-separated).")
+        if name not in KNOWN:
+            raise CnnkitError(f'Unknown bench backend "{name}".{did_you_mean(name, KNOWN)} '
+                              f"Use any of {', '.join(KNOWN)} (comma-separated).")
     if not names:
-        raise CnnkitError(f"No bench backend given: use any of {', '.join(BACKENDS)} (comma-separated).")
+        raise CnnkitError(f"No bench backend given: use any of {', '.join(KNOWN)} (comma-separated).")
     return names
 
 
-def prepare(name: str, model: nn.Module) -> Backend:
-    """A `Backend` holding a deep copy of `model` (compiled lazily for "compile": nothing is compiled yet)."""
+def prepare(name: str, model: nn.Module, task: Any = None, batch: Any = None) -> Backend:
+    """A `Backend` holding a deep copy of `model` (compiled lazily for "compile": nothing is compiled yet).
+    The onnxruntime backends need the `task` (what the model answers with) and an eval `batch` (as
+    `task.to_device` leaves it): its images trace the graph and calibrate int8."""
+    if name in INFERENCE_BACKENDS:
+        return onnx_backend(name, model, task, batch)
     own = copy.deepcopy(model)
     if name == "channels_last":
         own = own.to(memory_format=torch.channels_last)
@@ -75,6 +87,28 @@ def prepare(name: str, model: nn.Module) -> Backend:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     call = torch.compile(own) if name == "compile" else own
     return Backend(name, own, call)
+
+
+def onnx_backend(name: str, model: nn.Module, task: Any, batch: Any) -> Backend:
+    """`model` exported (export/graph.py's part of it) and run by onnxruntime on the CPU; see the module doc."""
+    from cnnkit.export.graph import graph_of
+    from cnnkit.export.onnx import trace
+    from cnnkit.export.quantize import quantize_graph
+    from cnnkit.export.runtime import open_session, runtime_model
+
+    if task is None or batch is None:
+        raise CnnkitError(f"The {name} backend needs the task and an eval batch to export the model with.")
+    own = copy.deepcopy(model).cpu().eval()
+    label = type(model).__name__
+    module, graph, outputs = graph_of(own, task.output, label)
+    images = batch[0]
+    with torch.no_grad():
+        x = own.transform([i.cpu() for i in images])[0].tensors if graph == "tinydet-head" else images.float().cpu()
+    data = trace(module, x[:1].contiguous(), graph, outputs, label, dynamic_batch=True)
+    if name == "onnxruntime_int8":
+        data = quantize_graph(data, [x[i:i + 1].contiguous() for i in range(len(x))])
+    call = runtime_model(graph, open_session(data), copy.deepcopy(own))
+    return Backend(name, own, call, inference_only=True)
 
 
 class TimedOut(Exception):

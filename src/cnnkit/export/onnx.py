@@ -50,7 +50,20 @@ def export_onnx(ckpt: dict[str, Any], out: str | Path, opset: int = DEFAULT_OPSE
     run = resolve_run(ckpt, device="cpu")
     meta = ckpt["meta"]
     module, graph, outputs = graph_of(run.model, run.task.output, meta["model"]["name"])
-    x = sample_input(run, graph)
+    data = trace(module, sample_input(run, graph), graph, outputs, meta["model"]["name"], opset, dynamic_batch)
+    proto = onnx.load_from_string(data)
+    for key, value in props_from_meta(meta, graph, run.task.output).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"cnnkit {meta['task']} model {meta['model']['name']}; see metadata_props"
+    onnx.checker.check_model(proto)
+    return write_atomic(proto.SerializeToString(), out), graph
+
+
+def trace(module: torch.nn.Module, x: torch.Tensor, graph: str, outputs: list[str], name: str,
+          opset: int = DEFAULT_OPSET, dynamic_batch: bool = False) -> bytes:
+    """The serialised ONNX graph of `module` traced on input x (named "images"); `name` (the model's)
+    is for the error. Raises `CnnkitError` naming the operator the exporter could not convert."""
     axes: dict[str, dict[int, str]] = {}
     if dynamic_batch:
         axes = {"images": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
@@ -67,14 +80,8 @@ def export_onnx(ckpt: dict[str, Any], out: str | Path, opset: int = DEFAULT_OPSE
             torch.onnx.export(module.eval(), (x,), buffer, input_names=["images"], output_names=outputs,
                               opset_version=opset, dynamic_axes=axes or None, dynamo=False)
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; each becomes one sentence
-        raise CnnkitError(export_failure(err, meta["model"]["name"], opset)) from None
-    proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in props_from_meta(meta, graph, run.task.output).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.doc_string = f"cnnkit {meta['task']} model {meta['model']['name']}; see metadata_props"
-    onnx.checker.check_model(proto)
-    return write_atomic(proto.SerializeToString(), out), graph
+        raise CnnkitError(export_failure(err, name, opset)) from None
+    return buffer.getvalue()
 
 
 def export_failure(err: Exception, model_name: str, opset: int) -> str:

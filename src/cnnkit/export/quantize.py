@@ -56,21 +56,13 @@ def calibration_inputs(predictor, count: int = CALIBRATION_IMAGES) -> list[torch
 def quantize_int8(fp32: str | Path, out: str | Path, count: int = CALIBRATION_IMAGES) -> Path:
     """Write the static int8 QDQ version of the cnnkit ONNX file `fp32` to `out`; returns its path."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from cnnkit.export.onnx import write_atomic
     from cnnkit.export.runtime import load_onnx
 
     predictor = load_onnx(fp32)
     inputs = calibration_inputs(predictor, count)
-    with tempfile.TemporaryDirectory(dir=Path(out).parent) as tmp:
-        prepared, quantized = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
-        quant_pre_process(str(fp32), prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, quantized, Calibration(inputs, predictor.session.get_inputs()[0].name),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-        proto = onnx.load(quantized)
+    proto = onnx.load_from_string(quantize_graph(Path(fp32).read_bytes(), inputs))
     source = onnx.load(str(fp32))
     del proto.metadata_props[:]
     for entry in source.metadata_props:
@@ -79,6 +71,26 @@ def quantize_int8(fp32: str | Path, out: str | Path, count: int = CALIBRATION_IM
     note.key, note.value = "cnnkit.quantization", (f"static int8 QDQ (per-channel int8 weights, uint8 activations, "
                                                    f"MinMax) calibrated on {len(inputs)} training images")
     return write_atomic(proto.SerializeToString(), out)
+
+
+def quantize_graph(fp32: bytes, inputs: list[torch.Tensor]) -> bytes:
+    """A serialised fp32 graph (input "images") -> its static int8 QDQ version, calibrated on `inputs`.
+
+    QDQ with per-channel int8 weights and uint8 activations was the fastest of the variants measured
+    on a 2-core AVX2 EPYC, one thread, ResNet-20 at 28 x 28, batch 1 (medians of 200 interleaved
+    calls on a loaded machine): 6.5 ms, against 14.4 ms fp32, 14.7 ms QOperator, 15.0 ms per-tensor
+    uint8 weights and 19.1 ms int8 activations."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared, quantized = (os.path.join(tmp, f) for f in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+        Path(source).write_bytes(fp32)
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, quantized, Calibration(inputs, "images"), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        return Path(quantized).read_bytes()
 
 
 def compare(fp32: str | Path, int8: str | Path, runs: int = 200) -> dict[str, Any]:

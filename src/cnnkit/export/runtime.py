@@ -29,20 +29,24 @@ from cnnkit.export.metadata import has_cnnkit_metadata, meta_from_props
 MISSING_HELP = {"size": "--size H[,W]", "channels": "--channels C", "classes": "--classes N or --classes a,b,c"}
 
 
-def open_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session on `path` (threads: intra-op threads, default torch's count).
-    Raises `CnnkitError` when the file is missing or is not a readable ONNX model."""
+def open_session(path: str | Path | bytes, threads: int | None = None):
+    """An onnxruntime CPU session on a file (or a serialised graph; threads: intra-op threads, default
+    torch's count). Raises `CnnkitError` when the file is missing or is not a readable ONNX model."""
     import onnxruntime as ort
 
-    path = Path(path)
-    if not path.is_file():
-        raise CnnkitError(f"ONNX file {path} does not exist.")
+    if isinstance(path, bytes):
+        model, path = path, "<in memory>"
+    else:
+        path = model = Path(path)
+        if not path.is_file():
+            raise CnnkitError(f"ONNX file {path} does not exist.")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
+                                    providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for bad protobufs
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise CnnkitError(f"Cannot read ONNX file {path}: {first}; export it again with `cnnkit export`.") from None
@@ -101,14 +105,20 @@ class OnnxPredictor(Predictor):
         self.task = get_task(meta["task"])
         self.task.setup(self.cfg, self.info)
         self.device = torch.device("cpu")
-        if meta["graph"] == "tinydet-head":
-            self.model = self.task.build_model(self.cfg, self.info).eval()
-            self.model._head = OrtHead(session)  # the detector's own transform/decode/NMS around the graph
-        elif meta["graph"] in ("logits", "pixel_logits"):
-            self.model = OnnxModel(session).eval()
-        else:
-            raise CnnkitError(f"{path}: unknown cnnkit.graph {meta['graph']!r} in its metadata; export it again "
-                              "with this version of cnnkit.")
+        detector = self.task.build_model(self.cfg, self.info) if meta["graph"] == "tinydet-head" else None
+        self.model = runtime_model(meta["graph"], session, detector, str(path))
+
+
+def runtime_model(graph: str, session, detector: nn.Module | None = None, path: str = "") -> nn.Module:
+    """The model-like object running `session` for a graph kind (`export/graph.py`); for "tinydet-head"
+    `detector` (a tinydet, weights unused) gets the session as its `_head` and is returned."""
+    if graph == "tinydet-head" and detector is not None:
+        detector._head = OrtHead(session)  # the detector's own transform/decode/NMS around the graph
+        return detector.eval()
+    if graph in ("logits", "pixel_logits"):
+        return OnnxModel(session).eval()
+    raise CnnkitError(f"{path}: unknown cnnkit.graph {graph!r} in its metadata; export it again with this "
+                      "version of cnnkit.")
 
 
 def load_onnx(path: str | Path, size: Any = None, channels: int | None = None, classes: Any = None,
