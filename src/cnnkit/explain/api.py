@@ -120,6 +120,10 @@ def explain_cli(source: str, images: list[str], methods: list[str] | str, target
     """`cnnkit explain RUN|CKPT IMAGE... --method ...`: PNGs in save_dir (default <run>/explain)
     and a JSON-able summary, which it also prints (one JSON object with `as_json`, rich tables
     otherwise)."""
+    from cnnkit.explain.sequence import explain_strings_cli, is_sequence_checkpoint
+
+    if is_sequence_checkpoint(source):  # strings, not images: integrated gradients per token
+        return explain_strings_cli(source, list(images), target, save_dir, as_json, steps)
     method_list = parse_methods(methods)
     if not images and not worst:
         raise CnnkitError("Give at least one IMAGE to explain (or --worst N to review the test split).")

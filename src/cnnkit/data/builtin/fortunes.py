@@ -65,8 +65,9 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big")
 
 
-def fortune_texts(root: Path = ROOT) -> dict[str, list[str]]:
-    """language -> its kept texts, lowest hash first (see the module docstring)."""
+def fortune_texts(root: Path | None = None) -> dict[str, list[str]]:
+    """language -> its kept texts, lowest hash first (see the module docstring); `root`: default ROOT."""
+    root = ROOT if root is None else root
     found: dict[str, set[str]] = {}
     for lang, (_, entries) in SOURCES.items():
         texts = {t for f in _files(entries, root) for t in read_fortunes(f) if _usable(t)}

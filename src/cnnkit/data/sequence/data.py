@@ -130,10 +130,18 @@ def is_regression(targets: list[str]) -> bool:
 
 
 def looks_like_smiles(texts: list[str]) -> bool:
-    """No spaces and only SMILES characters in (nearly) every string: the smiles tokenizer's default."""
-    sample = [t for t in texts[:500] if t]
+    """No spaces and only SMILES characters in (nearly) every string, and (with RDKit) nearly all of them
+    parse as molecules (without RDKit: some have branches, bonds or brackets): the smiles tokenizer's default."""
+    sample = [t for t in texts[:200] if t]
     ok = sum(1 for t in sample if " " not in t and all(c.isalnum() or c in "()[]=#@+-\\/%.:*$~" for c in t))
-    return bool(sample) and ok >= 0.95 * len(sample) and any(c in "()=[]" for t in sample for c in t)
+    if not sample or ok < 0.95 * len(sample):
+        return False
+    try:
+        from cnnkit.data.sequence.chem import parse
+
+        return sum(parse(t) is not None for t in sample) >= 0.95 * len(sample)
+    except CnnkitError:  # no RDKit
+        return any(c in "()=[]" for t in sample for c in t)
 
 
 def sequence_bundle(tables: dict[str, Table], cfg: Config, name: str, smiles: bool | None = None) -> DataBundle:

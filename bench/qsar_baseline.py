@@ -1,0 +1,119 @@
+"""cnnkit's SMILES CNN against the field's standard QSAR baseline on the built-in `chembl2321810` set.
+
+Baseline: scikit-learn's RandomForestRegressor (500 trees) on RDKit Morgan fingerprints (radius 2,
+2,048 bits). Both models see the same splits, built by cnnkit's own data code:
+  random    test = 10 % of the molecules, drawn with split_seed = seed (a new split per seed);
+  scaffold  Bemis-Murcko scaffold split, test = 20 % (the rarer scaffolds), the same for every seed.
+The CNN trains on the rest minus 10 % kept for validation (its best epoch is chosen on it); the
+forest trains on the rest including that 10 % (it needs no validation). Metrics on the test split:
+R², RMSE, Spearman's rho. Writes JSON: top-level "random" and "scaffold", each with
+cnn_r2_mean, rf_r2_mean, cnn_rmse_mean, rf_rmse_mean, cnn_spearman_mean, rf_spearman_mean, the
+per-seed lists (cnn_r2, rf_r2, ...) and the CNN's seconds per seed (wall clock, and CPU time of the
+process: the core is shared, so the wall clock depends on the other work on it).
+
+    taskset -c 1 .venv/bin/python bench/qsar_baseline.py [--seeds 0,1,2] [--splits random,scaffold]
+        [--set key=value ...]        # CNN settings (cnnkit config keys), e.g. --set epochs=30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# The CNN recipe measured for this set (README "Beyond vision"): textcnn, AdamW, SMILES enumeration.
+CNN = {"model": "textcnn", "optimizer": "adamw", "epochs": 40, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.01,
+       "augment": "strong", "threads": 1}
+TEST = {"random": 0.1, "scaffold": 0.2}
+
+
+def morgan(smiles: list[str]) -> np.ndarray:
+    """N x 2048 uint8 Morgan fingerprints (radius 2), RDKit's MorganGenerator."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    return np.stack([gen.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)).astype(np.uint8) for s in smiles])
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    return {"r2": float(r2_score(y, p)), "rmse": float(mean_squared_error(y, p) ** 0.5),
+            "spearman": float(spearmanr(y, p).statistic)}
+
+
+def data_keys(split: str, seed: int) -> dict:
+    return {"data": "chembl2321810", "split_by": split, "split_seed": seed if split == "random" else 0,
+            "test_fraction": TEST[split], "val_fraction": 0.1}
+
+
+def run_rf(split: str, seed: int) -> dict[str, float]:
+    from sklearn.ensemble import RandomForestRegressor
+
+    from cnnkit.config import Config
+    from cnnkit.data import build_data
+
+    cfg = Config.from_dict({})
+    for k, v in data_keys(split, seed).items():
+        cfg.set(k if k != "data" else "data.name", v)
+    b = build_data(cfg)
+    fit_texts, fit_y = b.train.texts + b.val.texts, np.concatenate([b.train.targets.numpy(), b.val.targets.numpy()])
+    rf = RandomForestRegressor(n_estimators=500, random_state=seed, n_jobs=1).fit(morgan(fit_texts), fit_y)
+    out = scores(b.test.targets.numpy().astype(np.float64), rf.predict(morgan(b.test.texts)))
+    out["sizes"] = [len(b.train) + len(b.val), len(b.test)]
+    return out
+
+
+def run_cnn(split: str, seed: int, extra: list[str], out: Path) -> dict[str, float]:
+    import cnnkit
+
+    t, cpu = time.perf_counter(), time.process_time()
+    given = dict(item.split("=", 1) for item in extra)
+    run = cnnkit.train(quiet=True, seed=seed, out=str(out / f"{split}-{seed}"), **{**CNN, **data_keys(split, seed), **given})
+    m = run.test_metrics
+    return {"r2": m["r2"], "rmse": m["rmse"], "spearman": m["spearman"], "seconds": time.perf_counter() - t,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--splits", default="random,scaffold")
+    ap.add_argument("--set", nargs="*", default=[], help="CNN config overrides key=value")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "qsar_baseline.json"))
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    result: dict = {"cnn_recipe": {**CNN, "set": args.set}, "rf": "RandomForestRegressor(500) on Morgan r=2 2048 bits",
+                    "machine": platform.processor() or platform.machine()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for split in args.splits.split(","):
+            per: dict[str, list] = {f"{m}_{k}": [] for m in ("cnn", "rf") for k in ("r2", "rmse", "spearman")}
+            per["cnn_seconds"], per["cnn_cpu_seconds"] = [], []
+            for seed in seeds:
+                rf = run_rf(split, seed)
+                cnn = run_cnn(split, seed, args.set, Path(tmp))
+                for k in ("r2", "rmse", "spearman"):
+                    per[f"rf_{k}"].append(rf[k])
+                    per[f"cnn_{k}"].append(cnn[k])
+                per["cnn_seconds"].append(round(cnn["seconds"], 1))
+                per["cnn_cpu_seconds"].append(round(cnn["cpu_seconds"], 1))
+                print(f"{split} seed {seed}: CNN r2 {cnn['r2']:.3f} rmse {cnn['rmse']:.3f} rho {cnn['spearman']:.3f} "
+                      f"({cnn['seconds']:.0f} s, {cnn['cpu_seconds']:.0f} s CPU) | RF r2 {rf['r2']:.3f} rmse {rf['rmse']:.3f} "
+                      f"rho {rf['spearman']:.3f}  (train+val/test {rf['sizes'][0]}/{rf['sizes'][1]})", flush=True)
+            result[split] = {**{f"{k}_mean": statistics.mean(v) for k, v in per.items() if "seconds" not in k},
+                             **per, "sizes": rf["sizes"]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps({s: {k: round(v, 4) for k, v in result[s].items() if k.endswith("_mean")}
+                      for s in args.splits.split(",")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
