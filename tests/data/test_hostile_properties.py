@@ -173,6 +173,21 @@ def _mutate_json(data, draw, st, values):
     return json.dumps(data, allow_nan=True).encode()
 
 
+def _mutate_masks(data, draw, st) -> bytes:
+    """COCO masks pycocotools would decode: RLE sizes and counts, polygons — where a lie used to crash it."""
+    side = st.integers(-2, 10**6) | st.sampled_from([16, 15, 17, 0])
+    rle = st.fixed_dictionaries({"size": st.lists(side, min_size=0, max_size=3),
+                                 "counts": st.lists(st.integers(-10, 10**9) | st.sampled_from([8, 16, 34]), max_size=20)
+                                 | st.text(st.characters(min_codepoint=32, max_codepoint=130), max_size=30)})
+    poly = st.lists(st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**12, 10**12),
+                             min_size=0, max_size=12), min_size=1, max_size=3)
+    for _ in range(draw(st.integers(1, 3))):
+        ann = data["annotations"][draw(st.integers(0, len(data["annotations"]) - 1))]
+        ann["segmentation"] = draw(rle | poly)
+        ann["iscrowd"] = draw(st.sampled_from([0, 1]))
+    return json.dumps(data, allow_nan=True).encode()
+
+
 def _mutate_bytes(raw: bytes, draw, st) -> bytes:
     how = draw(st.sampled_from(["flip", "truncate", "insert", "random"]))
     if how == "random":
@@ -218,7 +233,7 @@ def _check(root: Path, arg: Path, what: str) -> None:
     cfg = Config()
     cfg.data.name = str(arg)
     cfg.data.max_bad = 100
-    for call in (lambda: build_data(cfg), lambda: inspect(str(arg), cfg)):
+    for call in (lambda: _samples(build_data(cfg)), lambda: inspect(str(arg), cfg)):
         signal.alarm(CALL_SECONDS)
         try:
             call()
@@ -226,6 +241,30 @@ def _check(root: Path, arg: Path, what: str) -> None:
             assert str(root) in str(e), f"{what}: the sentence does not name the set: {e}"
         finally:
             signal.alarm(0)
+
+
+def _samples(bundle) -> None:
+    """Decode every sample a loaded bundle hands the loaders (images, class masks, instance masks through
+    pycocotools): a file may turn out unreadable (BadImage / BadMask, which the loaders skip and list), but
+    nothing else may happen — in particular no mask that pycocotools cannot decode safely."""
+    from cnnkit.data.decode import BadImage, read_image
+    from cnnkit.data.detection import DetectionSplit
+    from cnnkit.data.segmentation import BadMask, SegFileSplit
+
+    for name in ("train", "val", "test"):
+        split = bundle.split(name)
+        for i in range(len(split)):
+            try:
+                if isinstance(split, DetectionSplit):
+                    split.image(i)
+                    split.target(i, masks=True)
+                elif isinstance(split, SegFileSplit):
+                    read_image(split.image_paths[i])
+                    split.mask(i)
+                elif hasattr(split, "paths"):
+                    read_image(split.paths[i])
+            except (BadImage, BadMask):
+                continue
 
 
 def _property(reader: str, base: Path):
@@ -246,6 +285,8 @@ def _property(reader: str, base: Path):
         raw = f.read_bytes()
         if kind == "json" and data.draw(st.booleans()):
             new = _mutate_json(json.loads(raw), data.draw, st, values)
+        elif kind == "json" and data.draw(st.booleans()):
+            new = _mutate_masks(json.loads(raw), data.draw, st)
         elif kind in ("json", "text"):
             new = _mutate_text(raw, data.draw, st, hostile_text)
         elif kind == "gzip":

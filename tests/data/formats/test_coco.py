@@ -414,3 +414,16 @@ def test_a_nan_box_is_reported_with_its_values(tmp_path):
     root = hostile_coco(tmp_path / "h", _set("annotations", "bbox", ["NaN", 3, 10, 8]))
     (issue,) = inspect(str(root)).issues
     assert issue["problem"] == "a.png: box 1: box [nan, 3.0, nan, 11.0] has a coordinate that is not a finite number"
+
+
+def test_a_number_file_name_lists_only_its_own_entry(tmp_path):
+    """The image folder is found from the first usable file_name, so one bad entry does not lose the others."""
+    root = hostile_coco(tmp_path / "h", _set("images", "file_name", 5))
+    (root / "images").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (root / name).rename(root / "images" / name)
+    assert inspect(str(root)).by_kind() == {"bad_annotation": 1, "unknown_image": 2}
+    cfg = Config()
+    cfg.data.name = str(root)
+    with pytest.raises(CnnkitError, match=r"^3 of 5 files in .*image entry 1 \(\{\"id\": 1, \"file_name\": 5"):
+        build_data(cfg)

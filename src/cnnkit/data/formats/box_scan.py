@@ -221,7 +221,8 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
             duplicates += len(c.duplicates)
             kept.setdefault(c.split, []).append(_keep_boxes(c.rec, set(c.duplicates)))
     bad += left_out
-    check_bad_files(bad, n_images, cfg.data.max_bad, source)
+    unlisted = sum(kind != "no_labels" for kind, _, _ in scan.issues)  # entries that never became images
+    check_bad_files(bad, n_images + unlisted, cfg.data.max_bad, source)
     if n_images == 0:
         why = "; ".join(f"{file}: {problem}" for kind, file, problem in scan.remarks if kind == "no_images")
         raise CnnkitError(f"{source} holds no images{f' ({why})' if why else ''}: a detector cannot learn from it; "

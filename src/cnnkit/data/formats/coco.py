@@ -283,8 +283,9 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         info = data.get("info")
         hflip_ok &= bool(info.get("hflip_ok", True)) if isinstance(info, dict) else True
         split = _split_of(f, len(files))
-        first = next((im.get("file_name") for im in data["images"] if isinstance(im, dict)), None)
-        root = _image_root(path, f, split, first if isinstance(first, str) else None)
+        first = next((im["file_name"] for im in data["images"]  # the first usable one: a bad entry is listed
+                      if isinstance(im, dict) and isinstance(im.get("file_name"), str)), None)
+        root = _image_root(path, f, split, first)
         base = path if path.is_dir() else f.parent
         recs = _read_images(data, f, root, issues, base, allow_outside)
         splits.setdefault(split, []).extend(recs)
