@@ -1,7 +1,7 @@
 """Batch-1 latency of eager PyTorch vs onnxruntime fp32 vs onnxruntime static int8 (issue 16), on one thread.
 
 For each model: the checkpoint (a run directory, or an untrained model built from a Config with
-seed 0 when no run is given) is exported with `cnnkit.export.onnx.export_onnx` (batch 1) and
+seed 0 when no run is given) is exported with `cnnkit.export.onnx.export_onnx` (free batch axis, for evaluation) and
 quantised with `cnnkit.export.quantize.quantize_int8` (calibrated on the training split); then
 the same graph input (the first training image, preprocessed as predict does) is timed:
 - eager: the exported part of the PyTorch model (`export/graph.py`: the whole classifier or
@@ -34,7 +34,7 @@ from cnnkit.engine.trainer import checkpoint_meta
 from cnnkit.export.graph import graph_of
 from cnnkit.export.onnx import export_onnx
 from cnnkit.export.quantize import calibration_inputs, compare, quantize_int8
-from cnnkit.export.runtime import load_onnx
+from cnnkit.engine.predictor import load
 from cnnkit.export.timing import interleaved_medians
 
 WARMUP = 50
@@ -54,10 +54,10 @@ def checkpoint(name: str, source: str, tmp: Path) -> tuple[dict, bool]:
 
 def measure(label: str, name: str, source: str, runs: int, tmp: Path) -> dict:
     ckpt, trained = checkpoint(name, source, tmp)
-    fp32, graph = export_onnx(ckpt, tmp / f"{label}.onnx")
+    fp32, graph = export_onnx(ckpt, tmp / f"{label}.onnx", dynamic_batch=True)  # batched eval; timed at batch 1
     int8 = quantize_int8(fp32, tmp / f"{label}.int8.onnx")
     row = compare(fp32, int8, runs=20)  # metric and size; latency is re-measured below, interleaved
-    x = calibration_inputs(load_onnx(fp32), 1)[0]
+    x = calibration_inputs(load(fp32), 1)[0]
     run = resolve_run(ckpt, device="cpu")
     module, _, _ = graph_of(run.model, run.task.output, ckpt["meta"]["model"]["name"])
     fns = {"eager": lambda: module(x), "fp32": _session(row["fp32"]["file"], x),
@@ -78,7 +78,7 @@ def measure(label: str, name: str, source: str, runs: int, tmp: Path) -> dict:
 
 
 def _session(path: str, x: torch.Tensor):
-    from cnnkit.export.runtime import open_session
+    from cnnkit.engine.exported import open_session
     from cnnkit.export.timing import session_call
 
     return session_call(open_session(path, threads=1), x)

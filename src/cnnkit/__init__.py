@@ -9,6 +9,7 @@ The Python API mirrors the CLI::
     preds = cnnkit.load(run.dir).predict(["img.png", pil_image, tensor_chw])  # -> list of dicts
     maps = cnnkit.explain(run.dir, ["img.png"], method="gradcam")
     cost = cnnkit.bench(run.dir, budget_s=10)                 # images/s, latency, FLOPs, MFU per backend
+    onnx = cnnkit.export(run.dir, check=True)["file"]         # self-describing .onnx; load/evaluate take it too
     model = cnnkit.build_model("resnet20", num_classes=10, in_channels=3, image_size=32)
 """
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Load the `explain` and `bench` subpackages before the functions of the same names are defined below: importing
-# a submodule binds it as an attribute of its parent the first time only, so the function wins for good.
+# Load the `explain`, `bench` and `export` subpackages before the functions of the same names are defined below:
+# importing a submodule binds it as an attribute of its parent the first time only, so the function wins for good.
 import cnnkit.bench as _bench_package  # noqa: E402,F401
 import cnnkit.explain as _explain_package  # noqa: E402,F401
+import cnnkit.export as _export_package  # noqa: E402,F401
 
 
 def train(config: str | Path | None = None, quiet: bool = False, **overrides: Any):
@@ -135,6 +137,19 @@ def bench(source, data: str | None = None, **options: Any) -> dict[str, Any]:
     return _bench(source, data, **options)
 
 
+def export(source: str | Path, format: str = "onnx", **options: Any) -> dict[str, Any]:
+    """Export a run directory or checkpoint as `cnnkit export`: format "onnx" (metadata_props say task,
+    classes, input size/channels, mean/std and resize rule) or "safetensors". options: out, opset,
+    dynamic_batch, check (onnxruntime vs PyTorch parity on held-out images), int8 (static QDQ,
+    calibrated on the training split; metric/size/latency before and after), force. Returns a dict
+    ("file", "bytes", "check", "int8", ...); see `cnnkit.export.api.export`. The files it writes load
+    with `cnnkit.load`, `cnnkit.evaluate` and `cnnkit.predict`. Raises `CnnkitError` for an operator
+    without ONNX conversion (named), a failed check, or an int8 drop over 1 point without force."""
+    from cnnkit.export.api import export as _export
+
+    return _export(source, format, **options)
+
+
 def build_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs: Any):
     """Build an untrained model: returns an `nn.Module` for N x in_channels x H x W float images.
 
@@ -157,5 +172,5 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     return _list(pattern, task=task)
 
 
-__all__ = ["train", "find_lr", "evaluate", "load", "predict", "explain", "bench", "build_model", "list_models",
-           "__version__"]
+__all__ = ["train", "find_lr", "evaluate", "load", "predict", "explain", "bench", "export", "build_model",
+           "list_models", "__version__"]

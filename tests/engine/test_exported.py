@@ -1,5 +1,5 @@
-"""export/runtime.py: bad .onnx inputs end in one sentence; a plain ONNX classifier predicts with
---size/--channels/--classes; explain takes occlusion only."""
+"""engine/exported.py: bad .onnx inputs end in one sentence; a plain ONNX classifier predicts with
+--size/--channels/--classes."""
 from __future__ import annotations
 
 import io
@@ -58,15 +58,3 @@ def test_static_shapes_fill_in_what_they_can(tmp_path):
     plain_onnx(path, dynamic=False)
     predictor = cnnkit.load(path)
     assert predictor.classes == ["0", "1", "2"] and predictor.meta["preprocess"]["size"] == [8, 8]
-
-
-def test_explain_an_onnx_file_with_occlusion_only(classify_run, tmp_path):
-    from cnnkit.export.api import export
-
-    out = export(classify_run, out=tmp_path / "m.onnx")["file"]
-    image = torch.randint(0, 256, (1, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    ref = cnnkit.explain(classify_run, [image], method="occlusion", window=2, stride=2)[0]
-    got = cnnkit.explain(out, [image], method="occlusion", window=2, stride=2)[0]
-    assert torch.allclose(ref.map, got.map, atol=1e-4)
-    with pytest.raises(CnnkitError, match="gradcam need.* PyTorch's gradients .* use --method occlusion"):
-        cnnkit.explain(out, [image], method="gradcam,occlusion")

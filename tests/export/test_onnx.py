@@ -47,7 +47,7 @@ def test_metadata_holds_what_a_user_needs(classify_run, tmp_path):
 def test_an_operator_without_onnx_conversion_is_named(classify_run, tmp_path, monkeypatch, capsys):
     from torch import nn
 
-    import cnnkit.export.onnx as onnx_export
+    from cnnkit.export import onnx as onnx_export
 
     class Kth(nn.Module):  # aten::kthvalue has no ONNX conversion
         def forward(self, x):
@@ -59,3 +59,19 @@ def test_an_operator_without_onnx_conversion_is_named(classify_run, tmp_path, mo
     assert ('Model "lenet5" cannot be exported to ONNX: the operator aten::kthvalue has no ONNX conversion at '
             "opset 17") in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "k.onnx").exists()
+
+
+def test_explain_an_onnx_file_with_occlusion_only(classify_run, tmp_path):
+    import torch
+
+    import cnnkit
+    from cnnkit.errors import CnnkitError
+    from cnnkit.export.api import export
+
+    out = export(classify_run, out=tmp_path / "m.onnx")["file"]
+    image = torch.randint(0, 256, (1, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    ref = cnnkit.explain(classify_run, [image], method="occlusion", window=2, stride=2)[0]
+    got = cnnkit.explain(out, [image], method="occlusion", window=2, stride=2)[0]
+    assert torch.allclose(ref.map, got.map, atol=1e-4)
+    with pytest.raises(CnnkitError, match="gradcam need.* PyTorch's gradients .* use --method occlusion"):
+        cnnkit.explain(out, [image], method="gradcam,occlusion")

@@ -91,10 +91,10 @@ def prepare(name: str, model: nn.Module, task: Any = None, batch: Any = None) ->
 
 def onnx_backend(name: str, model: nn.Module, task: Any, batch: Any) -> Backend:
     """`model` exported (export/graph.py's part of it) and run by onnxruntime on the CPU; see the module doc."""
+    from cnnkit.engine.exported import open_session, runtime_model
     from cnnkit.export.graph import graph_of
     from cnnkit.export.onnx import trace
     from cnnkit.export.quantize import quantize_graph
-    from cnnkit.export.runtime import open_session, runtime_model
 
     if task is None or batch is None:
         raise CnnkitError(f"The {name} backend needs the task and an eval batch to export the model with.")

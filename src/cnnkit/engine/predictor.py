@@ -19,6 +19,10 @@ from cnnkit.errors import CnnkitError
 
 class Predictor:
     def __init__(self, ckpt: dict[str, Any], device: str = "auto"):
+        if "runtime" in ckpt:  # an exported .onnx file (engine/exported.py): its own model, no weights to load
+            self.meta, self.path, self.session = ckpt["meta"], ckpt["path"], ckpt["session"]
+            self.cfg, self.info, self.task, self.device, self.model = ckpt["runtime"]
+            return
         run = resolve_run(ckpt, device=device)
         self.meta, self.path = ckpt["meta"], ckpt["path"]
         self.cfg, self.info, self.task, self.device, self.model = run.cfg, run.info, run.task, run.device, run.model
@@ -53,11 +57,11 @@ def load(source: str | Path, device: str = "auto", **onnx_options: Any) -> Predi
     """A run directory (its best.pt), a checkpoint file or an exported `.onnx` file -> Predictor
     (`onnx_options`: size, channels, classes for an ONNX file without cnnkit metadata)."""
     if str(source).lower().endswith(".onnx"):
-        from cnnkit.export.runtime import load_onnx
+        from cnnkit.engine.exported import open_onnx
 
-        return load_onnx(source, **onnx_options)
+        return Predictor(open_onnx(source, **onnx_options))
     if str(source).lower().endswith(".safetensors"):
-        from cnnkit.export.weights import read_safetensors
+        from cnnkit.engine.exported import read_safetensors
 
         return Predictor(read_safetensors(source), device=device)
     return Predictor(load_checkpoint(source), device=device)

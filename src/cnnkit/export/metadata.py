@@ -14,7 +14,7 @@ plain strings (JSON where a value is a list or a dict), readable with any ONNX t
     cnnkit.preprocess  JSON: the checkpoint's whole preprocessing dict (the keys above win over it)
     cnnkit.model / cnnkit.config / cnnkit.image_size / cnnkit.data   the checkpoint's meta, as JSON
 
-`meta_from_props` turns them back into the checkpoint meta the engine uses, so predict, eval
+`engine/exported.py` reads them back into the checkpoint meta the engine uses, so predict, eval
 and explain read an ONNX file the way they read a checkpoint.
 """
 from __future__ import annotations
@@ -22,9 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnnkit.errors import CnnkitError
-
-FORMAT = "cnnkit-onnx/1"
+from cnnkit.engine.exported import FORMAT
 RESIZE_RULES = {
     "logits": "resize to size (h, w), bilinear with antialiasing; pixels / 255, then (x - mean) / std",
     "pixel_logits": "resize to size (h, w), bilinear with antialiasing; pixels / 255, then (x - mean) / std",
@@ -45,32 +43,3 @@ def props_from_meta(meta: dict[str, Any], graph: str, output: str) -> dict[str, 
         if key in pre:
             props[f"cnnkit.{key}"] = json.dumps(list(pre[key]))
     return props
-
-
-def meta_from_props(props: dict[str, str], path: str) -> dict[str, Any]:
-    """`metadata_props` written by `props_from_meta` -> the checkpoint meta (task, model, classes,
-    channels, image_size, preprocess, config, data_name) plus "graph". Raises `CnnkitError` naming
-    the key when one is missing or not valid JSON."""
-    def value(key: str) -> Any:
-        if key not in props:
-            raise CnnkitError(f"{path} has no '{key}' in its ONNX metadata; re-export it with `cnnkit export`.")
-        try:
-            return json.loads(props[key])
-        except json.JSONDecodeError:
-            raise CnnkitError(f"{path}: the ONNX metadata '{key}' is not valid JSON ({props[key][:60]!r}); "
-                              "re-export it with `cnnkit export`.") from None
-
-    pre = dict(value("cnnkit.preprocess"))
-    pre["size"] = value("cnnkit.size")
-    pre["channels"] = int(value("cnnkit.channels"))
-    for key in ("mean", "std"):
-        if f"cnnkit.{key}" in props:
-            pre[key] = value(f"cnnkit.{key}")
-    return {"task": props.get("cnnkit.task", ""), "graph": props.get("cnnkit.graph", ""),
-            "model": value("cnnkit.model"), "classes": value("cnnkit.classes"), "channels": pre["channels"],
-            "image_size": value("cnnkit.image_size"), "preprocess": pre, "config": value("cnnkit.config"),
-            "data_name": props.get("cnnkit.data", ""), "metrics": {}, "epoch": None}
-
-
-def has_cnnkit_metadata(props: dict[str, str]) -> bool:
-    return props.get("cnnkit.format") == FORMAT

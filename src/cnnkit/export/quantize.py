@@ -57,10 +57,10 @@ def quantize_int8(fp32: str | Path, out: str | Path, count: int = CALIBRATION_IM
     """Write the static int8 QDQ version of the cnnkit ONNX file `fp32` to `out`; returns its path."""
     import onnx
 
+    from cnnkit.engine.predictor import load
     from cnnkit.export.onnx import write_atomic
-    from cnnkit.export.runtime import load_onnx
 
-    predictor = load_onnx(fp32)
+    predictor = load(fp32)
     inputs = calibration_inputs(predictor, count)
     proto = onnx.load_from_string(quantize_graph(Path(fp32).read_bytes(), inputs))
     source = onnx.load(str(fp32))
@@ -96,12 +96,12 @@ def quantize_graph(fp32: bytes, inputs: list[torch.Tensor]) -> bytes:
 def compare(fp32: str | Path, int8: str | Path, runs: int = 200) -> dict[str, Any]:
     """Test-split metric, file size (bytes) and batch-1 median latency (ms, after warm-up) of both files."""
     from cnnkit.engine.evaluate import evaluate_checkpoint
-    from cnnkit.export.runtime import load_onnx
+    from cnnkit.engine.predictor import load
     from cnnkit.export.timing import median_ms, session_call
 
     rows = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        predictor = load_onnx(path)
+        predictor = load(path)
         key = predictor.task.monitor[0]
         metrics = evaluate_checkpoint(path)
         x = calibration_inputs(predictor, 1)[0]
