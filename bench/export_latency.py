@@ -8,8 +8,8 @@ the same graph input (the first training image, preprocessed as predict does) is
   segmenter; tinydet up to its raw outputs) under torch.inference_mode;
 - onnxruntime fp32 / int8: `session.run` on that input.
 Each: 50 untimed warm-up calls, then the median of `--runs` (default 300) timed calls, timed in
-rounds of one call each (`timing.interleaved_medians`), torch and onnxruntime both on 1 thread. The test-split metric of both ONNX files comes from
-`cnnkit eval`'s path. Writes bench/results/export_latency.json.
+rounds of one call each (`timing.interleaved_medians`), torch and onnxruntime both on 1 thread.
+The test-split metric of both ONNX files comes from `cnnkit eval`'s path. Writes bench/results/export_latency.json.
 
     python bench/export_latency.py resnet20=fashion-mnist digits=runs/digits-default \
         tinydet=runs/digits-detect-tinydet unet=runs/digits-seg-unet
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(label, name, source, args.runs, Path(tmp)))
             print(json.dumps(rows[-1]), file=sys.stderr)
     result = {"command": "python bench/export_latency.py " + " ".join(argv or sys.argv[1:]), "threads": 1,
-              "batch": 1, "runs": args.runs, "warmup": WARMUP, "machine": machine(), "seconds": round(time.time() - started),
-              "rows": rows}
+              "batch": 1, "runs": args.runs, "warmup": WARMUP, "machine": machine(),
+              "seconds": round(time.time() - started), "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(args.out)

@@ -63,11 +63,11 @@ def export(source: str | Path, format: str = "onnx", out: str | Path | None = No
         if not result["check"]["passed"]:
             raise CnnkitError(failure_text(result["check"], path))
     if int8:
-        from cnnkit.export.quantize import compare, gate, quantize_int8
+        from cnnkit.export.quantize import MAX_DROP_POINTS, compare, gate, quantize_int8
 
         q = quantize_int8(path, path.with_name(path.stem + ".int8.onnx"))
         result["int8"] = compare(path, q)
-        if result["int8"]["drop_points"] > 1.0 and not force:
+        if result["int8"]["drop_points"] > MAX_DROP_POINTS and not force:
             q.unlink()
         gate(result["int8"], force)
     return result
