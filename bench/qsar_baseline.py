@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 # The CNN recipe measured for this set (README "Beyond vision"): textcnn, AdamW, SMILES enumeration.
-CNN = {"model": "textcnn", "optimizer": "adamw", "epochs": 40, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.01,
+CNN = {"model": "textcnn", "optimizer": "adamw", "epochs": 25, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.01,
        "augment": "strong", "threads": 1}
 TEST = {"random": 0.1, "scaffold": 0.2}
 
@@ -88,7 +88,10 @@ def main() -> None:
     ap.add_argument("--splits", default="random,scaffold")
     ap.add_argument("--set", nargs="*", default=[], help="CNN config overrides key=value")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "qsar_baseline.json"))
+    ap.add_argument("--merge", nargs="*", help="combine the per-seed lists of these result files into --out")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge, Path(args.out))
     seeds = [int(s) for s in args.seeds.split(",")]
     result: dict = {"cnn_recipe": {**CNN, "set": args.set}, "rf": "RandomForestRegressor(500) on Morgan r=2 2048 bits",
                     "machine": platform.processor() or platform.machine()}
@@ -113,6 +116,28 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({s: {k: round(v, 4) for k, v in result[s].items() if k.endswith("_mean")}
                       for s in args.splits.split(",")}, indent=2))
+
+
+def merge(files: list[str], out: Path) -> None:
+    """One result file from runs of single seeds / splits (run in parallel): lists joined, means recomputed."""
+    result: dict = {}
+    for f in files:
+        part = json.loads(Path(f).read_text())
+        for key, value in part.items():
+            if key not in ("random", "scaffold"):
+                result.setdefault(key, value)
+                continue
+            into = result.setdefault(key, {"sizes": value["sizes"]})
+            for k, v in value.items():
+                if isinstance(v, list) and k != "sizes":
+                    into.setdefault(k, []).extend(v)
+    for split in ("random", "scaffold"):
+        if split in result:
+            lists = {k: v for k, v in result[split].items() if isinstance(v, list) and k != "sizes"}
+            result[split].update({f"{k}_mean": statistics.mean(v) for k, v in lists.items() if "seconds" not in k})
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({s: {k: round(v, 4) for k, v in result[s].items() if k.endswith("_mean")}
+                      for s in ("random", "scaffold") if s in result}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CNN = {"data": "fortunes-langid", "model": "textcnn", "optimizer": "adamw", "epochs": 4, "batch_size": 64,
-       "lr": 2e-3, "weight_decay": 0.01, "max_length": 128, "threads": 1}
+CNN = {"data": "fortunes-langid", "model": "textcnn", "optimizer": "adamw", "epochs": 2, "batch_size": 64,
+       "lr": 2e-3, "weight_decay": 0.01, "max_length": 96, "threads": 1}
 
 
 def baseline() -> dict[str, float]:

@@ -3,13 +3,14 @@ logits of a 1-D CNN over its tokens; accuracy, macro-F1 and the confusion matrix
 (`tasks.classify.ClassificationMetric`, torchmetrics)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.data.base import DatasetInfo
+from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.tasks import TASKS
 from cnnkit.tasks.classify import ClassificationMetric
 from cnnkit.tasks.sequence import SequenceTask
@@ -42,3 +43,13 @@ class SeqClassifyTask(SequenceTask):
         p, idx = logits.float().softmax(0).topk(min(top_k, len(classes)))
         return {"label": classes[int(idx[0])], "score": float(p[0]),
                 "top": [{"label": classes[int(i)], "score": float(s)} for s, i in zip(p, idx)]}
+
+    def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
+              test_metrics: dict[str, Any]) -> list[Path]:
+        """The test split's confusion matrix."""
+        from cnnkit.report.plots import plot_confusion
+
+        if "confusion_matrix" not in test_metrics:
+            return []
+        return [plot_confusion(test_metrics["confusion_matrix"], bundle.info.classes,
+                               run_dir / "plots" / "confusion_matrix.png")]

@@ -8,6 +8,7 @@ picks the Huber loss (delta 1 standard deviation).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torchmetrics.functional import (mean_absolute_error, mean_squared_error, r2
                                      spearman_corrcoef)
 
 from cnnkit.config import Config
-from cnnkit.data.base import DatasetInfo
+from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import TASKS
 from cnnkit.tasks.sequence import SequenceTask
@@ -84,3 +85,31 @@ class SeqRegressTask(SequenceTask):
     def record(self, out: torch.Tensor, image: Any, meta: dict[str, Any], index: int, **options: Any) -> dict[str, Any]:
         seq = meta["preprocess"]["sequence"]
         return {"value": float(out.flatten()[0]) * float(seq["target_std"]) + float(seq["target_mean"])}
+
+    def plots(self, run_dir: Path, model: nn.Module, bundle: DataBundle, device: torch.device,
+              test_metrics: dict[str, Any]) -> list[Path]:
+        """Predicted against measured values on the test split (plots/test_scatter.png)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if not len(bundle.test):
+            return []
+        model.eval()
+        preds = [self.predict(model, self.to_device(b, device)).cpu() for b in self.loader(
+            bundle.test, self.cfg, bundle.info, train=False)]
+        p, y = torch.cat(preds).numpy(), bundle.test.targets.numpy()
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(y, p, s=8, alpha=0.6)
+        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("measured")
+        ax.set_ylabel("predicted")
+        r2 = test_metrics.get("r2")
+        ax.set_title(f"test split ({len(y)}): R² {r2:.3f}" if r2 is not None else "test split")
+        path = run_dir / "plots" / "test_scatter.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return [path]
