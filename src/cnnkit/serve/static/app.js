@@ -3,7 +3,7 @@
 // the model card from /info. Plain DOM and canvas; every asset comes from this server.
 "use strict";
 
-const state = { info: null, token: sessionStorage.getItem("cnnkit-token") || "", cards: [] };
+const state = { info: null, token: sessionStorage.getItem("cnnkit-token") || "", cards: [], cams: Promise.resolve() };
 const $ = (id) => document.getElementById(id);
 
 function setStatus(text, error = false) {
@@ -13,7 +13,13 @@ function setStatus(text, error = false) {
 
 async function api(path, body) {
   const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
-  return fetch(path, body ? { method: "POST", body, headers } : { headers });
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetch(path, body ? { method: "POST", body, headers } : { headers });
+    if (r.status !== 503 || attempt >= 5) return r;
+    // Backpressure: wait as the server asks (Retry-After), then try again.
+    const wait = Number(r.headers.get("Retry-After") || "1");
+    await new Promise((ok) => setTimeout(ok, 1000 * Math.min(Math.max(wait, 0.2), 10)));
+  }
 }
 
 async function errorText(r) {
@@ -118,7 +124,7 @@ async function predictOne(file) {
   card.append(el("p", "timing", "model " + rec.model_ms.toFixed(1) + " ms · batch of " + rec.batch_size));
   const entry = { file, card, pictures };
   state.cards.push(entry);
-  if ($("gradcam").checked) addCam(entry);
+  if ($("gradcam").checked) queueCam(entry);
   return true;
 }
 
@@ -239,6 +245,10 @@ function hsl(i) {  // color(i) as 0..255 RGB for ImageData
 }
 
 // ---- Grad-CAM ----------------------------------------------------------------------
+function queueCam(entry) {  // one explanation at a time: each is seconds of server time
+  state.cams = state.cams.then(() => addCam(entry)).catch(() => {});
+}
+
 async function addCam(entry) {
   if (entry.cam) { entry.cam.hidden = false; return; }
   const form = new FormData();
@@ -262,7 +272,7 @@ function setup() {
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); handleFiles(e.dataTransfer.files); });
   $("gradcam").addEventListener("change", (e) => {
     for (const entry of state.cards) {
-      if (e.target.checked) addCam(entry); else if (entry.cam) entry.cam.hidden = true;
+      if (e.target.checked) queueCam(entry); else if (entry.cam) entry.cam.hidden = true;
     }
   });
   $("clear").addEventListener("click", () => { $("results").replaceChildren(); state.cards = []; setStatus("Cleared."); });
