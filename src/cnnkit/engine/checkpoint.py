@@ -21,6 +21,7 @@ weights against the architecture the meta describes: same keys, shapes and dtype
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import tempfile
@@ -98,6 +99,41 @@ def check_meta(ckpt: dict[str, Any]) -> None:
             what = "lacks" if key not in meta else f"has a {type(value).__name__} for"
             raise CnnkitError(f'Checkpoint {path} {what} meta "{key}" ({" or ".join(t.__name__ for t in types)} '
                               f"expected); {RETRAIN}.")
+    pre, channels = meta["preprocess"], meta["channels"]
+    checks = [("channels", channels, _is_count(channels, MAX_CHANNELS)),
+              ("image_size", meta["image_size"], _is_size(meta["image_size"])),
+              ("classes", f"a list of {len(meta['classes'])}", len(meta["classes"]) <= MAX_CLASSES),
+              ("preprocess.size", pre.get("size"), _is_size(pre.get("size"))),
+              ("preprocess.channels", pre.get("channels"), pre.get("channels") == channels)]
+    for key in ("mean", "std"):
+        if key in pre:
+            v = pre[key]
+            ok = isinstance(v, list) and len(v) == channels and all(_is_real(x) and (key == "mean" or x > 0) for x in v)
+            checks.append((f"preprocess.{key}", v, ok))
+    for key, value, ok in checks:
+        if not ok:
+            raise CnnkitError(f'Checkpoint {path} records meta "{key}" = {str(value)[:60]}, which no model cnnkit '
+                              f"writes has (channels <= {MAX_CHANNELS}, sides <= {MAX_SIDE}, classes <= "
+                              f"{MAX_CLASSES:,}); {RETRAIN}.")
+
+
+# caps on what a checkpoint may describe, checked before a model is built from it
+MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 1024, 8192, 100_000
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_count(x: Any, cap: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= cap
+
+
+def _is_size(x: Any) -> bool:
+    """An image side or [h, w] / [h] within MAX_SIDE."""
+    if isinstance(x, (list, tuple)):
+        return 1 <= len(x) <= 2 and all(_is_count(v, MAX_SIDE) for v in x)
+    return _is_count(x, MAX_SIDE)
 
 
 def _check_contents(ckpt: dict[str, Any], path: Path) -> None:

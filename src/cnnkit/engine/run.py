@@ -9,6 +9,7 @@ data is read, and the model is built and given the checkpoint's weights in eval 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,30 @@ def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRu
         cfg.model.name, spec_kwargs = resolve_spec(cfg.model.name)
         cfg.model.kwargs = {**spec_kwargs, **cfg.model.kwargs}
     task.setup(cfg, bundle.info)
-    model = task.build_model(cfg, bundle.info).to(dev)
+    model = build_checked(task, cfg, bundle.info).to(dev)
     return ResolvedRun(cfg, task, bundle.info, model, dev, bundle=bundle, picked=picked)
+
+
+# the most parameters a model may have before it is allocated (registered models and layer lists alike)
+MAX_PARAMS = int(os.environ.get("CNNKIT_MAX_PARAMS", 500_000_000))
+
+
+def build_checked(task: Task, cfg: Config, info: DatasetInfo) -> nn.Module:
+    """`task.build_model`, after a dry build on the meta device (no memory, no RNG draws) showed the model
+    has at most MAX_PARAMS parameters: `--image-size 8192` on LeNet-5 would otherwise allocate 32 GB."""
+    try:
+        with torch.device("meta"):
+            probe = task.build_model(cfg, info)
+        n = sum(p.numel() for p in probe.parameters())
+    except CnnkitError:
+        raise
+    except Exception:  # a builder that needs real tensors: it is built for real below, unchecked
+        n = 0
+    if n > MAX_PARAMS:
+        raise CnnkitError(f"Model {cfg.model.name} at image size {info.image_size} with {info.channels} channel(s) "
+                          f"and {info.num_classes} classes would have {n:,} parameters, above the cap of "
+                          f"{MAX_PARAMS:,}; use a smaller data.image_size or raise CNNKIT_MAX_PARAMS.")
+    return task.build_model(cfg, info)
 
 
 def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) -> ResolvedRun:
@@ -89,7 +112,7 @@ def _from_checkpoint(ckpt: dict[str, Any], device: str | None, local_rank: int) 
     dev = pick_device(device or cfg.train.device, local_rank)
     try:
         task.setup(cfg, info)
-        model = task.build_model(cfg, info)
+        model = build_checked(task, cfg, info)
     except (TypeError, ValueError, KeyError, RuntimeError) as e:  # a meta that no builder accepts
         raise CnnkitError(f"Checkpoint {path} describes a model that cannot be built "
                           f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); {RETRAIN}.") from None
