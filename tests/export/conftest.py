@@ -54,3 +54,8 @@ def detect_run(tmp_path_factory, canvases):
 @pytest.fixture(scope="session")
 def segment_run(tmp_path_factory, canvases):
     return make_run(tmp_path_factory.mktemp("unet"), str(canvases / "masks"), "unet", task="segment")
+
+
+@pytest.fixture(scope="session")
+def instance_run(tmp_path_factory, canvases):
+    return make_run(tmp_path_factory.mktemp("maskrcnn"), str(canvases / "coco"), "maskrcnn", task="instance")

@@ -16,7 +16,7 @@ def cli_json(capsys, *args) -> dict:
 
 
 @pytest.mark.parametrize("run, metric, tol", [("classify_run", "accuracy", 1e-4), ("detect_run", "map", 2e-3),
-                                              ("segment_run", "miou", 1e-4)])
+                                              ("segment_run", "miou", 1e-4), ("instance_run", "map", 2e-3)])
 def test_export_check_and_eval_match_the_checkpoint(run, metric, tol, request, capsys, tmp_path):
     source = request.getfixturevalue(run)
     out = tmp_path / "model.onnx"

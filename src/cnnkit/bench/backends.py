@@ -103,7 +103,10 @@ def onnx_backend(name: str, model: nn.Module, task: Any, batch: Any) -> Backend:
     module, graph, outputs = graph_of(own, task.output, label)
     images = batch[0]
     with torch.no_grad():
-        x = own.transform([i.cpu() for i in images])[0].tensors if graph == "tinydet-head" else images.float().cpu()
+        if graph == "tinydet-head":
+            x = own.transform([i.cpu() for i in images])[0].tensors
+        else:  # a box task's batch is a list of images (one size in an eval batch)
+            x = torch.stack(list(images)).float().cpu() if isinstance(images, (list, tuple)) else images.float().cpu()
     data = trace(module, x[:1].contiguous(), graph, outputs, label, dynamic_batch=True)
     if name == "onnxruntime_int8":
         data = quantize_graph(data, [x[i:i + 1].contiguous() for i in range(len(x))])

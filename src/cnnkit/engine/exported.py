@@ -93,6 +93,23 @@ class OrtHead:
         return cls, boxes, iou, None
 
 
+class OrtInstance(nn.Module):
+    """A Mask R-CNN graph (export/graph.py "torchvision-instance") as torchvision's eval contract:
+    forward(list of float C x H x W images) -> list of {boxes, labels, scores, masks}."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # the predict loop asks its device
+
+    def forward(self, images, targets=None):
+        out = []
+        for img in images:
+            boxes, labels, scores, masks = run_session(self.session, img[None])
+            out.append({"boxes": boxes, "labels": labels.long(), "scores": scores, "masks": masks})
+        return out
+
+
 def runtime_model(graph: str, session, detector: nn.Module | None = None, path: str = "") -> nn.Module:
     """The model-like object running `session` for a graph kind (`export/graph.py`); for "tinydet-head"
     `detector` (a tinydet, weights unused) gets the session as its `_head` and is returned."""
@@ -101,6 +118,8 @@ def runtime_model(graph: str, session, detector: nn.Module | None = None, path: 
         return detector.eval()
     if graph in ("logits", "pixel_logits"):
         return OnnxModel(session).eval()
+    if graph == "torchvision-instance":
+        return OrtInstance(session).eval()
     raise CnnkitError(f"{path}: unknown cnnkit.graph {graph!r} in its metadata; export it again with this "
                       "version of cnnkit.")
 

@@ -12,6 +12,10 @@
   PyTorch model runs (`TinyDet.decode`, `transform.postprocess`), so `--conf/--iou` keep
   working and the two cannot drift. NMS stays out of the graph because the tracer freezes
   the data-dependent top-k count of `decode` into a constant.
+- "torchvision-instance" (Mask R-CNN): the whole torchvision model, NMS and mask pasting
+  included (torchvision writes these ops so they trace). Input "images" 1 x C x H x W float
+  0..1 (one image per call, any size); outputs "boxes" K x 4, "labels" K (0-based), "scores"
+  K, "masks" K x 1 x H x W probabilities. Score and NMS thresholds are fixed at export.
 """
 from __future__ import annotations
 
@@ -32,6 +36,18 @@ class HeadGraph(nn.Module):
         return cls, boxes, iou
 
 
+class InstanceGraph(nn.Module):
+    """A torchvision Mask R-CNN (cnnkit's wrapper: 0-based labels) on one image, outputs as a tuple."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images):
+        det = self.detector(list(images))[0]
+        return det["boxes"], det["labels"], det["scores"], det["masks"]
+
+
 def graph_of(model: nn.Module, output: str, name: str) -> tuple[nn.Module, str, list[str]]:
     """(module to export, graph kind, output names) for a model whose task answers with `output`
     (`Task.output`); `name` is the model's registered name, for the error. Raises `CnnkitError`
@@ -42,5 +58,7 @@ def graph_of(model: nn.Module, output: str, name: str) -> tuple[nn.Module, str, 
         return model, "pixel_logits", ["logits"]
     if output == "boxes" and hasattr(model, "_head") and hasattr(model, "decode"):
         return HeadGraph(model), "tinydet-head", ["cls_logits", "boxes", "iou_logits"]
+    if output == "boxes" and hasattr(getattr(getattr(model, "net", None), "roi_heads", None), "mask_predictor"):
+        return InstanceGraph(model), "torchvision-instance", ["boxes", "labels", "scores", "masks"]
     raise CnnkitError(f'cnnkit export does not support "{name}" ({output} output) yet: of the detectors only '
-                      "tinydet exports (its NMS runs as cnnkit's post-step); train with --model tinydet to export.")
+                      "tinydet and maskrcnn export; train with --model tinydet to export a detector.")

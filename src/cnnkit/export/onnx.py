@@ -71,6 +71,9 @@ def trace(module: torch.nn.Module, x: torch.Tensor, graph: str, outputs: list[st
         axes["images"] = {**axes.get("images", {}), 2: "height", 3: "width"}
         for o in outputs:
             axes[o] = {**axes.get(o, {}), 1: "cells"}
+    if graph == "torchvision-instance":  # one image of any size in, any number of objects out
+        axes = {"images": {2: "height", 3: "width"}, **{o: {0: "objects"} for o in outputs}}
+        axes["masks"] = {0: "objects", 2: "height", 3: "width"}
     buffer = io.BytesIO()
     try:
         # tracer warnings about constants are expected here, and a failing export prints its whole IR graph
