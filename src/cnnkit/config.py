@@ -235,39 +235,33 @@ class Config:
     def load(cls, path: str | Path) -> "Config":
         path = Path(path)
         if not path.is_file():
-            raise CnnkitError(f"Config file {path} does not exist.")
+            raise CnnkitError(f"Config file {path} {'is not a file' if path.exists() else 'does not exist'}.")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CnnkitError(f"Config file {path} is {path.stat().st_size:,} bytes; a recipe is at most "
+                              f"{MAX_CONFIG_BYTES:,} (config.MAX_CONFIG_BYTES).")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             nodes = _count_nodes(data)
         except yaml.YAMLError as e:
             raise CnnkitError(f"Config file {path} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise CnnkitError(f"Config file {path} must hold a mapping of keys to values.")
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise CnnkitError(f"Config file {path} is {path.stat().st_size:,} bytes; a recipe is at most "
-                              f"{MAX_CONFIG_BYTES:,} (config.MAX_CONFIG_BYTES).")
-        try:
-            return cls.from_dict(data)
-        except CnnkitError as e:
-            raise CnnkitError(f"In {path}: {e}") from None
         except (RecursionError, UnicodeDecodeError) as e:
             why = "is nested too deeply" if isinstance(e, RecursionError) else "is not UTF-8 text"
             raise CnnkitError(f"Config file {path} {why}; a recipe is a flat mapping of keys to values.") from None
         if nodes > MAX_CONFIG_NODES:  # YAML aliases can make a small file expand to billions of values
             raise CnnkitError(f"Config file {path} expands to {nodes:,} values (YAML aliases?); a recipe holds at "
                               f"most {MAX_CONFIG_NODES:,} (config.MAX_CONFIG_NODES).")
+        if not isinstance(data, dict):
+            raise CnnkitError(f"Config file {path} must hold a mapping of keys to values.")
+        try:
+            return cls.from_dict(data)
+        except CnnkitError as e:
+            raise CnnkitError(f"In {path}: {e}") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-
-
-@functools.cache
-def config_fields() -> dict[str, dataclasses.Field]:
-    """Every key (`task`, `data.name`, ..., `train.log_every`) -> its dataclass field, in declaration order.
-
 MAX_CONFIG_BYTES = 1 << 20  # caps on a --config recipe: real ones are a few hundred bytes
 MAX_CONFIG_NODES = 100_000
 
@@ -282,6 +276,12 @@ def _count_nodes(obj: Any, seen: dict[int, int] | None = None) -> int:
         else 1 + sum(_count_nodes(v, seen) for v in items)
     seen[id(obj)] = total
     return total
+
+
+@functools.cache
+def config_fields() -> dict[str, dataclasses.Field]:
+    """Every key (`task`, `data.name`, ..., `train.log_every`) -> its dataclass field, in declaration order.
+
     `field.type` is the annotation as text ("int | None"); `field.metadata` holds what `option` was given.
     """
     out = {f.name: f for f in fields(Config) if f.name not in _SECTIONS}
@@ -352,16 +352,16 @@ def check_bounds(key: str, value: float, bounds: str) -> None:
         return
     if hi <= 1:  # a fraction: the interval says it best
         rule = f"in {bounds}"
+    elif not above:
+        rule = f"at least {low}" if opening == "[" else f"greater than {low}"
+    else:  # a cap against runaway time or memory (shown in --help)
+        rule = f"at most {high}" if closing == "]" else f"below {high}"
     raise CnnkitError(f'Config key "{key}" must be {rule}; got {value}.')
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
-    elif not above:
-        rule = f"at least {low}" if opening == "[" else f"greater than {low}"
-    else:  # a cap against runaway time or memory (shown in --help)
-        rule = f"at most {high}" if closing == "]" else f"below {high}"
         key = f"{prefix}{k}"
         if k in _SECTIONS and not prefix:
             if v is not None and not isinstance(v, dict):  # `data: rf` would otherwise read as an unknown key

@@ -80,7 +80,9 @@ def model_info(table: list[dict[str, Any]], channels: int, size: int, num_classe
     from cnnkit.models import render_table
 
     if as_json:
-        print(json.dumps(table, indent=2, default=str))
+        from cnnkit.json_output import dumps
+
+        print(dumps(table, indent=2))  # standard JSON (non-finite numbers as null), as every --json printer
         return
     console.print(render_table(table))
     console.print(f"input 1x{channels}x{size}x{size}, {num_classes} classes ({data})")
