@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="CNN config overrides key=value")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "qsar_baseline.json"))
     ap.add_argument("--merge", nargs="*", help="combine the per-seed lists of these result files into --out")
+    ap.add_argument("--rf-from", help="take the forest's figures from this earlier result file (same seeds and splits)")
     args = ap.parse_args()
     if args.merge:
         return merge(args.merge, Path(args.out))
@@ -100,7 +101,7 @@ def main() -> None:
             per: dict[str, list] = {f"{m}_{k}": [] for m in ("cnn", "rf") for k in ("r2", "rmse", "spearman")}
             per["cnn_seconds"], per["cnn_cpu_seconds"] = [], []
             for seed in seeds:
-                rf = run_rf(split, seed)
+                rf = run_rf(split, seed) if not args.rf_from else rf_from(args.rf_from, split, seed)
                 cnn = run_cnn(split, seed, args.set, Path(tmp))
                 for k in ("r2", "rmse", "spearman"):
                     per[f"rf_{k}"].append(rf[k])
@@ -110,12 +111,20 @@ def main() -> None:
                 print(f"{split} seed {seed}: CNN r2 {cnn['r2']:.3f} rmse {cnn['rmse']:.3f} rho {cnn['spearman']:.3f} "
                       f"({cnn['seconds']:.0f} s, {cnn['cpu_seconds']:.0f} s CPU) | RF r2 {rf['r2']:.3f} rmse {rf['rmse']:.3f} "
                       f"rho {rf['spearman']:.3f}  (train+val/test {rf['sizes'][0]}/{rf['sizes'][1]})", flush=True)
-            result[split] = {**{f"{k}_mean": statistics.mean(v) for k, v in per.items() if "seconds" not in k},
+            per["seeds"] = seeds
+            result[split] = {**{f"{k}_mean": statistics.mean(v) for k, v in per.items() if "seconds" not in k and k != "seeds"},
                              **per, "sizes": rf["sizes"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({s: {k: round(v, 4) for k, v in result[s].items() if k.endswith("_mean")}
                       for s in args.splits.split(",")}, indent=2))
+
+
+def rf_from(path: str, split: str, seed: int) -> dict:
+    """The forest's figures for (split, seed) in an earlier result file (the forest is deterministic per seed)."""
+    part = json.loads(Path(path).read_text())[split]
+    i = part.get("seeds", list(range(len(part["rf_r2"])))).index(seed)  # files merged in seed order 0, 1, 2
+    return {"r2": part["rf_r2"][i], "rmse": part["rf_rmse"][i], "spearman": part["rf_spearman"][i], "sizes": part["sizes"]}
 
 
 def merge(files: list[str], out: Path) -> None:
@@ -134,7 +143,8 @@ def merge(files: list[str], out: Path) -> None:
     for split in ("random", "scaffold"):
         if split in result:
             lists = {k: v for k, v in result[split].items() if isinstance(v, list) and k != "sizes"}
-            result[split].update({f"{k}_mean": statistics.mean(v) for k, v in lists.items() if "seconds" not in k})
+            result[split].update({f"{k}_mean": statistics.mean(v) for k, v in lists.items()
+                                  if "seconds" not in k and k != "seeds"})
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({s: {k: round(v, 4) for k, v in result[s].items() if k.endswith("_mean")}
                       for s in ("random", "scaffold") if s in result}, indent=2))

@@ -39,7 +39,7 @@ def token_attributions(model: torch.nn.Module, ids: torch.Tensor, target: int, s
     layer = model.embedding.embed
     lig = LayerIntegratedGradients(lambda x: model(x), layer)
     baseline = torch.zeros_like(ids)
-    attr, delta = lig.attribute(ids, baselines=baseline, target=target, n_steps=steps, return_convergence_delta=True)
+    attr = lig.attribute(ids, baselines=baseline, target=target, n_steps=steps)
     scores = attr.sum(-1)[0].detach()
     with torch.no_grad():  # f(baseline): the <pad> embeddings under the string's own mask, as IG's path starts
         handle = layer.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
@@ -48,8 +48,10 @@ def token_attributions(model: torch.nn.Module, ids: torch.Tensor, target: int, s
         finally:
             handle.remove()
         fx = float(model(ids)[0, target])
+    # Not Captum's convergence delta: it evaluates the model on the baseline *ids* (all <pad>, so an empty
+    # mask), which is not where this path starts.
     diff = fx - f0
-    return scores, abs(float(delta.sum())) / max(abs(diff), 1e-12), diff
+    return scores, abs(float(scores.sum()) - diff) / max(abs(diff), 1e-12), diff
 
 
 def rgb(score: float, scale: float) -> tuple[int, int, int]:
