@@ -10,7 +10,7 @@ server is then stopped with SIGTERM. The model is an untrained ResNet-20 for 1 x
 (Fashion-MNIST's shape; the weights do not change the cost) unless `--ckpt` names one.
 
     taskset -c 1 python bench/serve_load.py                  # server and clients share core 1
-    python bench/serve_load.py --modes 32,8,1 --seconds 10 --clients 16
+    python bench/serve_load.py --modes 32,8,1 --seconds 10 --clients 16 --client httpx
 
 Results: JSON (per mode: requests by status, throughput, p50/p99 latency of the 200s, mean batch
 size from the server's /metrics) in bench/results/serve_load.json and a Markdown table on stdout.
@@ -93,11 +93,47 @@ def start_server(ckpt: Path, max_batch: int, args) -> tuple[subprocess.Popen, st
     raise SystemExit("server did not answer /health within 300 s")
 
 
-async def load(url: str, image: bytes, clients: int, seconds: float) -> dict:
+async def raw_client(url: str, image: bytes, end: float, statuses: dict, latencies: list) -> None:
+    """One keep-alive HTTP/1.1 connection posting `image` until `end`. Hand-written over asyncio
+    streams because the clients share the server's core: httpx's per-request CPU is taken from the
+    server (the README table has both; `--client httpx` runs the library client)."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    head = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {len(image)}\r\n\r\n").encode()
+    reader = writer = None
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(head + image)
+            status = int((await asyncio.wait_for(reader.readline(), 30)).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            key = str(status)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, IndexError, ValueError) as e:
+            key, writer = f"lost:{type(e).__name__}", None
+        statuses[key] = statuses.get(key, 0) + 1
+        if key == "200":
+            latencies.append(time.perf_counter() - start)
+        elif key == "503":
+            await asyncio.sleep(0.01)
+    if writer is not None:
+        writer.close()
+
+
+async def load(url: str, image: bytes, clients: int, seconds: float, kind: str = "raw") -> dict:
     import httpx
 
     statuses: dict[str, int] = {}
     latencies: list[float] = []
+    if kind == "raw":
+        t0 = time.perf_counter()
+        await asyncio.gather(*(raw_client(url, image, t0 + seconds, statuses, latencies) for _ in range(clients)))
+        return summary(statuses, latencies, time.perf_counter() - t0)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
         end = time.perf_counter() + seconds
@@ -119,6 +155,10 @@ async def load(url: str, image: bytes, clients: int, seconds: float) -> dict:
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
+    return summary(statuses, latencies, elapsed)
+
+
+def summary(statuses: dict, latencies: list, elapsed: float) -> dict:
     lat = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
     return {"statuses": statuses, "requests": sum(statuses.values()), "ok": statuses.get("200", 0),
             "elapsed_s": round(elapsed, 2), "throughput_rps": round(statuses.get("200", 0) / elapsed, 1),
@@ -128,9 +168,9 @@ async def load(url: str, image: bytes, clients: int, seconds: float) -> dict:
 def run_mode(ckpt: Path, max_batch: int, image: bytes, args) -> dict:
     proc, url = start_server(ckpt, max_batch, args)
     try:
-        asyncio.run(load(url, image, args.clients, args.warmup_s))  # warm-up, not counted
+        asyncio.run(load(url, image, args.clients, args.warmup_s, args.client))  # warm-up, not counted
         before = mean_batch_counts(url)
-        result = asyncio.run(load(url, image, args.clients, args.seconds))
+        result = asyncio.run(load(url, image, args.clients, args.seconds, args.client))
         after = mean_batch_counts(url)
         n = after[1] - before[1]
         result["mean_batch"] = round((after[0] - before[0]) / n, 2) if n else None
@@ -162,6 +202,8 @@ def main() -> None:
     p.add_argument("--ckpt", help="checkpoint to serve (default: an untrained ResNet-20 for 28x28)")
     p.add_argument("--modes", default="32,1", help="--max-batch values, comma-separated (default: 32,1)")
     p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                   help="raw: keep-alive connections over asyncio streams (cheap); httpx: the library client")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup-s", type=float, default=3.0)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -175,6 +217,7 @@ def main() -> None:
         modes = [run_mode(ckpt, int(m), image, args) for m in args.modes.split(",")]
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     out = {"model": "resnet20 (untrained) 1x28x28" if not args.ckpt else args.ckpt, "clients": args.clients,
+           "client": args.client,
            "seconds": args.seconds, "cpus": cpus, "cpu_count": os.cpu_count(), "machine": platform.processor()
            or platform.machine(), "python": platform.python_version(), "modes": modes}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
