@@ -1,0 +1,19 @@
+"""Sequence classification through the public API: a text,label CSV trains, predicts strings (top class
+and scores), evaluates with accuracy/macro-F1, and a confusion matrix is drawn."""
+import cnnkit
+
+
+def test_text_csv_train_predict_eval(tmp_path):
+    rows = [f"the quick brown fox {i},en" for i in range(40)] + [f"der schnelle braune fuchs {i},de" for i in range(40)]
+    data = tmp_path / "lang.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    run = cnnkit.train(data=str(data), epochs=8, batch_size=8, lr=0.01, out=str(tmp_path / "run"), quiet=True, threads=1,
+                       optimizer="adamw",
+                       kwargs={"channels": 8, "embed_dim": 8})
+    assert run.test_metrics["accuracy"] == 1.0 and run.test_metrics["macro_f1"] == 1.0
+    assert (tmp_path / "run" / "plots" / "confusion_matrix.png").exists()
+    records = cnnkit.load(tmp_path / "run").predict(["the brown fox", "der braune fuchs", "zzz"])
+    assert [r["label"] for r in records[:2]] == ["en", "de"]
+    assert abs(sum(t["score"] for t in records[2]["top"]) - 1) < 1e-5  # unseen characters: <unk>, still a prediction
+    metrics = cnnkit.evaluate(tmp_path / "run", data=str(data), split="val")
+    assert metrics["accuracy"] == 1.0 and metrics["images"] == 8
