@@ -119,6 +119,12 @@ def test_out_under_a_file_is_one_sentence(capsys, tmp_path):
                  "--epochs", "1", "--threads", "1", "--out", tmp_path / "file" / "run")
 
 
+def test_a_save_dir_that_cannot_be_made_is_one_sentence(capsys, ckpt, image, tmp_path):
+    (tmp_path / "file").write_text("x")  # any command's file-system refusal ends the same way
+    one_sentence(capsys, r"cannot use .*file.* \(Not a directory\)", "predict", ckpt, image, "--save-dir",
+                 tmp_path / "file" / "drawings")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_out_in_a_read_only_folder_is_one_sentence(capsys, tmp_path):
     tmp_path.chmod(0o555)
@@ -262,3 +268,13 @@ def test_train_with_a_config_edited_past_its_checks(tmp_path):
     with pytest.raises(CnnkitError, match='"train.epochs" must be at least 1; got 0'):
         fit(cfg, quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_without_any_validated_epoch_says_so(capsys, tmp_path, monkeypatch):
+    from cnnkit.engine.callbacks import EarlyStopping
+
+    monkeypatch.setattr(EarlyStopping, "update", lambda self, value, epoch: False)  # val metric never measured
+    out = tmp_path / "run"
+    one_sentence(capsys, r"has no best.pt: no epoch measured a finite validation accuracy", "train", "--data",
+                 "digits", "--model", "lenet5", "--epochs", "1", "--threads", "1", "--out", out)
+    assert (out / "last.pt").exists()  # the weights are kept, and the sentence says where

@@ -53,7 +53,7 @@ def test_every_key_is_described_and_its_default_is_valid():
             assert check_value(key, default) == default, key  # a default never fails its own checks
 
 
-STONG = ('Config key "data.augment" must be one of none, light, strong; got "stong". Did you mean "strong"?')
+STONG = ('Config key "data.augment" must be one of none, flip, light, strong; got "stong". Did you mean "strong"?')
 
 
 @pytest.mark.parametrize("args", [["--augment", "stong"], ["--set", "data.augment=stong"], ["--set", "augment=stong"]])

@@ -234,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # the file system refused: permissions, a full disk, a file where a folder should be
+        where = f" {e.filename}" if e.filename else ""
+        print(f"cnnkit: error: cannot use{where} ({e.strerror or type(e).__name__}); check the path, its "
+              "permissions and the free space.", file=sys.stderr)
+        return 2
 
 
 def _print_json(obj) -> None:
