@@ -115,12 +115,13 @@ def picked_text(run: ResolvedRun) -> str:
     info, n = run.info, len(run.bundle.train)
     h, w = (info.image_size, info.image_size) if isinstance(info.image_size, int) else info.image_size
     # box data is read at many sizes; its info holds the model's input side, not the data's
-    size = f", {h}x{w} px" if run.task.target != "boxes" else ""
+    size = f", {h}x{w} px" if run.task.target not in ("boxes", "sequence") else ""
+    what = "training sequences" if run.task.target == "sequence" else "training images"
     names = {"model.name": "model", "data.image_size": "image size", "train.epochs": "epochs",
              "train.batch_size": "batch", "train.lr": "lr", "data.augment": "augment"}
     ordered = [k for k in names if k in run.picked] + sorted(k for k in run.picked if k not in names)
     shown = ", ".join(f"{names.get(k, k.split('.')[-1])} {_value(run.picked[k])}" for k in ordered)
-    return f"defaults for {info.name or 'the data'} ({n:,} training images{size}): {shown}; any flag overrides them"
+    return f"defaults for {info.name or 'the data'} ({n:,} {what}{size}): {shown}; any flag overrides them"
 
 
 def _value(v: Any) -> str:
