@@ -190,3 +190,40 @@ def test_an_exported_onnx_file_is_served(checkpoints, digit_png, tmp_path):
         r = ort.post("/explain?method=gradcam", content=digit_png)
         assert r.status_code == 422 and "method=occlusion" in r.json()["error"]
         assert ort.post("/explain?method=occlusion", content=digit_png).headers["content-type"] == "image/png"
+
+
+def test_non_finite_numbers_are_json_null(tmp_path, digit_png):
+    """A run whose val metric was NaN (a diverged run) and a NaN score: standard JSON with null, not a 500."""
+    import math
+
+    import torch
+    from fastapi.testclient import TestClient
+
+    from cnnkit.config import Config
+    from cnnkit.data.base import DatasetInfo
+    from cnnkit.engine.checkpoint import save_checkpoint
+    from cnnkit.engine.trainer import checkpoint_meta
+    from cnnkit.serve import ServeSettings, create_app
+    from cnnkit.tasks import get_task
+
+    cfg = Config()
+    cfg.task, cfg.model.name, cfg.train.threads = "classify", "lenet5", 1
+    info = DatasetInfo("classify", [str(i) for i in range(10)], 1, 8, name="tiny")
+    task = get_task("classify")
+    cfg.fill_defaults(task.defaults(cfg, info))
+    task.setup(cfg, info)
+    torch.manual_seed(0)
+    net = task.build_model(cfg, info)
+    path = save_checkpoint(tmp_path / "nan.pt", net.state_dict(),
+                           checkpoint_meta(task, cfg, info, 1, {"accuracy": math.nan}))
+    with TestClient(create_app(path, ServeSettings(max_wait_ms=1), device="cpu")) as client:
+        card = client.get("/info")
+        assert card.status_code == 200 and card.json()["metrics"]["accuracy"] is None
+        served = client.app.state.served
+        record = served.model.task.record
+        served.model.task.record = lambda *a, **k: {**record(*a, **k), "score": math.nan}
+        try:
+            answer = client.post("/predict", files={"file": ("d.png", digit_png, "image/png")})
+        finally:
+            served.model.task.record = record
+        assert answer.status_code == 200 and answer.json()["results"][0]["score"] is None

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from cnnkit.json_output import finite
 from cnnkit.serve.limits import Rejected, decode_upload
 from cnnkit.serve.model import Item
 from cnnkit.serve.security import check_bearer
@@ -65,8 +66,9 @@ async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000, descrip
             f.cancel()
         raise Rejected(504, f"No answer within {served.settings.timeout_s:g} s; retry later or send fewer images.",
                        {"Retry-After": "1"}) from None
-    return {"task": served.model.task.name, "results": results,
-            "total_ms": round((time.perf_counter() - start) * 1000, 3)}
+    # finite(): a NaN score (a diverged model) becomes null; Starlette refuses NaN in a JSON response
+    return finite({"task": served.model.task.name, "results": results,
+                   "total_ms": round((time.perf_counter() - start) * 1000, 3)})
 
 
 @router.post("/explain", dependencies=[Depends(authorized)], openapi_extra=UPLOAD_BODY,
@@ -108,10 +110,10 @@ async def health(request: Request) -> JSONResponse:
 async def info(request: Request) -> dict:
     served = request.app.state.served
     s, lim = served.settings, served.settings.limits
-    return {**served.model.info(), "server": {
+    return finite({**served.model.info(), "server": {
         "max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue, "timeout_s": s.timeout_s,
         "max_upload_bytes": lim.max_bytes, "max_pixels": lim.max_pixels, "max_files": lim.max_files,
-        "formats": list(lim.formats), "token_required": s.token is not None}}
+        "formats": list(lim.formats), "token_required": s.token is not None}})
 
 
 @router.get("/metrics", dependencies=[Depends(authorized)], response_class=Response,
