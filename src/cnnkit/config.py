@@ -233,25 +233,11 @@ class Config:
     # ----- files -------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        path = Path(path)
-        if not path.is_file():
-            raise CnnkitError(f"Config file {path} {'is not a file' if path.exists() else 'does not exist'}.")
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise CnnkitError(f"Config file {path} is {path.stat().st_size:,} bytes; a recipe is at most "
-                              f"{MAX_CONFIG_BYTES:,} (config.MAX_CONFIG_BYTES).")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            nodes = _count_nodes(data)
-        except yaml.YAMLError as e:
-            raise CnnkitError(f"Config file {path} is not valid YAML: {e}") from None
-        except (RecursionError, UnicodeDecodeError) as e:
-            why = "is nested too deeply" if isinstance(e, RecursionError) else "is not UTF-8 text"
-            raise CnnkitError(f"Config file {path} {why}; a recipe is a flat mapping of keys to values.") from None
-        if nodes > MAX_CONFIG_NODES:  # YAML aliases can make a small file expand to billions of values
-            raise CnnkitError(f"Config file {path} expands to {nodes:,} values (YAML aliases?); a recipe holds at "
-                              f"most {MAX_CONFIG_NODES:,} (config.MAX_CONFIG_NODES).")
-        if not isinstance(data, dict):
-            raise CnnkitError(f"Config file {path} must hold a mapping of keys to values.")
+        """The Config of a YAML recipe; CnnkitError naming the file for anything it cannot take
+        (see `config_file.read_recipe` for the caps)."""
+        from cnnkit.config_file import read_recipe
+
+        data = read_recipe(Path(path))
         try:
             return cls.from_dict(data)
         except CnnkitError as e:
@@ -262,21 +248,6 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-MAX_CONFIG_BYTES = 1 << 20  # caps on a --config recipe: real ones are a few hundred bytes
-MAX_CONFIG_NODES = 100_000
-
-
-def _count_nodes(obj: Any, seen: dict[int, int] | None = None) -> int:
-    """Values in `obj` once every YAML alias is expanded, counted once per shared object (linear time)."""
-    seen = {} if seen is None else seen
-    if id(obj) in seen:
-        return seen[id(obj)]
-    items = list(obj.items()) if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
-    total = 1 + sum(_count_nodes(k, seen) + _count_nodes(v, seen) for k, v in items) if isinstance(obj, dict) \
-        else 1 + sum(_count_nodes(v, seen) for v in items)
-    seen[id(obj)] = total
-    return total
-
 
 @functools.cache
 def config_fields() -> dict[str, dataclasses.Field]:
