@@ -26,7 +26,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -38,14 +38,20 @@ FORMAT = "cnnkit-checkpoint/1"
 
 def save_checkpoint(path: str | Path, model_state: dict, meta: dict[str, Any],
                     state: dict[str, Any] | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "model": model_state, "meta": {**meta, "sha256": weights_sha256(model_state)},
                "state": state}
+    return write_atomic(path, lambda f: torch.save(payload, f))
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """`write(file)` into a temporary file beside `path`, fsync, then rename over `path`: a crash or
+    kill mid-write leaves the previous file (or none), never half of one. Creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

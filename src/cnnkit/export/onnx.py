@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -99,17 +97,7 @@ def export_failure(err: Exception, model_name: str, opset: int) -> str:
 
 
 def write_atomic(data: bytes, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    """`data` written to `out` atomically (engine/checkpoint.write_atomic)."""
+    from cnnkit.engine.checkpoint import write_atomic as write_file_atomic
+
+    return write_file_atomic(out, lambda f: f.write(data))
