@@ -57,3 +57,16 @@ def test_eval_on_another_csv(mol_run, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert set(metrics) >= {"r2", "rmse", "mae", "spearman"} and metrics["images"] == 12  # test: 20 % of 60
     assert metrics["rmse"] > 0
+
+
+def test_python_explain_takes_strings_like_the_cli(mol_run, tmp_path, capsys):
+    """cnnkit.explain on a sequence run: IG per token for each string, the same numbers as `cnnkit explain`."""
+    got = cnnkit.explain(str(mol_run), ["CCO", "c1ccccc1Cl"], steps=32)
+    assert [g["input"] for g in got] == ["CCO", "c1ccccc1Cl"]
+    assert got[1]["tokens"] == ["c", "1", "c", "c", "c", "c", "c", "1", "Cl"]
+    assert len(got[1]["attributions"]) == len(got[1]["tokens"])  # completeness: tests/explain/test_sequence.py
+    assert main(["explain", str(mol_run), "CCO", "c1ccccc1Cl", "--steps", "32", "--json",
+                 "--save-dir", str(tmp_path)]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    rows = cli["explanations"] if isinstance(cli, dict) and "explanations" in cli else cli
+    assert pytest.approx(rows[1]["attributions"], abs=1e-6) == got[1]["attributions"]

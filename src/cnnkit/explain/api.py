@@ -55,7 +55,14 @@ def explain(model_or_path: Any, images: Any, method: str | list[str] = "gradcam"
     min_iou (detection, 0.5); for a bare model also task, classes and preprocess
     (a function list[C x H x W] -> model input batch; default: uint8 / 255).
     Returns one Explanation per image x target x method (image-major), then the filter tiles.
+    A sequence run (text or SMILES) takes strings instead of images and returns, per string, the dict of
+    `cnnkit.explain.sequence.explain_strings` (integrated gradients per token; options: steps, save_dir).
     """
+    from cnnkit.explain.sequence import explain_strings, is_sequence_checkpoint
+
+    if not isinstance(model_or_path, nn.Module) and is_sequence_checkpoint(model_or_path):
+        texts = [images] if isinstance(images, str) else list(images)
+        return explain_strings(model_or_path, texts, target, options.get("save_dir"), options.get("steps", 50))
     for key in options:
         if key not in SUBJECT_OPTIONS + METHOD_OPTIONS:
             known = SUBJECT_OPTIONS + METHOD_OPTIONS
