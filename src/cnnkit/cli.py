@@ -278,12 +278,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         options = {k: v for k, v in (("top_k", args.top_k), ("conf", args.conf), ("iou", args.iou)) if v is not None}
         plain = {k: v for k, v in (("size", args.size), ("channels", args.channels), ("classes", args.classes)) if v}
-        records = load(args.source, device=args.device, **plain).predict(args.inputs, save_dir=args.save_dir,
-                                                                         **options)
+        predictor = load(args.source, device=args.device, **plain)
+        records = predictor.predict(args.inputs, save_dir=args.save_dir, **options)
         failed = [r for r in records if "error" in r]
         if records and len(failed) == len(records):  # nothing was predicted: the exit code must say so
+            wanted = ("non-empty strings or .txt/.smi/.csv files of them" if predictor.task.target == "sequence"
+                      else "image files cnnkit can decode")
             raise CnnkitError(f"None of the {len(records)} input(s) could be read (first: {failed[0]['file']}: "
-                              f"{failed[0]['error']}); give image files cnnkit can decode.")
+                              f"{failed[0]['error']}); give {wanted}.")
         _print_json(records) if args.json else show.predictions(records, args.save_dir)
     elif args.command == "explain":
         from cnnkit.explain.api import explain_cli

@@ -17,3 +17,18 @@ def test_text_csv_train_predict_eval(tmp_path):
     assert abs(sum(t["score"] for t in records[2]["top"]) - 1) < 1e-5  # unseen characters: <unk>, still a prediction
     metrics = cnnkit.evaluate(tmp_path / "run", data=str(data), split="val")
     assert metrics["accuracy"] == 1.0 and metrics["images"] == 8
+
+
+def test_cli_speaks_of_sequences_not_images(tmp_path, capsys):
+    from cnnkit.cli import main
+
+    rows = [f"the quick brown fox {i},en" for i in range(30)] + [f"der schnelle braune fuchs {i},de" for i in range(30)]
+    data = tmp_path / "lang.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--epochs", "1", "--threads", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "training sequences" in err and "seq/s" in err and "img/s" not in err
+    assert main(["predict", str(out), ""]) == 2
+    err = capsys.readouterr().err
+    assert "give non-empty strings or .txt/.smi/.csv files of them" in err and "image" not in err

@@ -113,8 +113,8 @@ class MetricsLog:
 class EpochProgress:
     """A rich progress bar per epoch showing loss, images/s and ETA (silent off rank 0 or with --json)."""
 
-    def __init__(self, enabled: bool, console: Console | None = None):
-        self.enabled = enabled
+    def __init__(self, enabled: bool, console: Console | None = None, unit: str = "img/s"):
+        self.enabled, self.unit = enabled, unit  # unit: "seq/s" for text and SMILES
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
 
@@ -137,7 +137,7 @@ class EpochProgress:
         fields = {}
         if stats is not None:
             rate = self.seen / max(1e-9, time.perf_counter() - self.t0)
-            fields["stats"] = " ".join(f"{k} {v:.4g}" for k, v in stats.items()) + f" {rate:.0f} img/s"
+            fields["stats"] = " ".join(f"{k} {v:.4g}" for k, v in stats.items()) + f" {rate:.0f} {self.unit}"
         self._progress.update(self._task, advance=1, **fields)
 
     def finish(self, summary: str) -> None:
@@ -147,5 +147,6 @@ class EpochProgress:
             self._progress = None
         elif self.enabled:  # a log file or pipe: one plain line per epoch instead of a bar
             seconds = time.perf_counter() - self.t0
-            self.console.print(f"{self.label}  {summary}  {seconds:.1f}s  {self.seen / max(seconds, 1e-9):.0f} img/s",
+            rate = self.seen / max(seconds, 1e-9)
+            self.console.print(f"{self.label}  {summary}  {seconds:.1f}s  {rate:.0f} {self.unit}",
                                highlight=False, soft_wrap=True)

@@ -164,7 +164,8 @@ class Training:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.progress = EpochProgress(enabled=self.main and not quiet, console=console)
+        self.progress = EpochProgress(enabled=self.main and not quiet, console=console,
+                                      unit="seq/s" if run.task.target == "sequence" else "img/s")
         self.eval_model = self.ema.module if self.ema is not None else self.model
         self.val_metrics: dict[str, Any] = {}
 
