@@ -159,6 +159,8 @@ def cnnkit_recipe(args: argparse.Namespace, data_dir: Path) -> tuple[list[dict],
     cfg.data.root, cfg.train.threads = str(data_dir), args.threads
     if args.epochs:
         cfg.train.epochs = args.epochs
+        if cfg.train.restart_epochs >= args.epochs:  # a run too short for the recipe's restart: one cycle
+            cfg.train.restart_epochs = 0
     run_dir = Path(tempfile.mkdtemp(prefix="speedrun_"))
     try:
         cfg.train.out = str(run_dir)

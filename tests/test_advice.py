@@ -23,6 +23,9 @@ HOLE = "\x00"  # stands for a value formatted into the message at run time
 # the commands that can print a message of each package (first matching prefix wins)
 REACH = [
     ("explain/", ["explain"]),
+    ("export/", ["export"]),
+    ("serve/", ["serve"]),
+    ("engine/exported.py", ["predict"]),  # reading an .onnx file: --size/--channels/--classes
     ("data/", ["train", "data inspect", "data convert", "data make"]),
     ("", ["train"]),  # config, engine, tasks, models, report: reached by training
 ]
@@ -33,7 +36,12 @@ BASE = {
     "data inspect": ["data", "inspect", "SRC"],
     "data convert": ["data", "convert", "SRC", "OUT", "--to", "coco"],
     "data make": ["data", "make", "digits", "OUT", "--format", "coco"],
+    "export": ["export", "RUN"],
+    "predict": ["predict", "RUN", "img.png"],
+    "serve": ["serve", "RUN"],
 }
+# a message that spells out a command (`cnnkit export RUN --format safetensors`) is checked against that one
+NAMED_COMMAND_RE = re.compile(r"cnnkit (" + "|".join(c for c in BASE if " " not in c) + r")\b")
 # words that follow a flag in a sentence without being its value ("--worst expects a positive number")
 PROSE = {"or", "and", "to", "when", "with", "for", "instead", "is", "in", "if", "expects", "has", "reviews", "needs"}
 MESSAGE_CALLS = {"warn", "warning", "print", "add", "CnnkitError"}
@@ -69,9 +77,12 @@ def advice() -> list[tuple[str, str, str, str | None]]:
                 text = " ".join(_text(a) for a in node.args)
             else:
                 continue
-            for flag, value in FLAG_RE.findall(text):
-                value = value.rstrip(".") or None
-                found += [(module, command, flag, value) for command in commands]
+            text = re.sub(r"pip install [^.;`]*", "", text)  # pip's own flags (--force-reinstall) are not ours
+            named = list(NAMED_COMMAND_RE.finditer(text))
+            for match in FLAG_RE.finditer(text):
+                flag, value = match.group(1), (match.group(2) or "").rstrip(".") or None
+                before = [m.group(1) for m in named if m.end() <= match.start()]  # the command it follows, if any
+                found += [(module, command, flag, value) for command in (before[-1:] or commands)]
     return sorted(set(found), key=lambda x: tuple(str(p) for p in x))
 
 

@@ -103,11 +103,11 @@ def _add_find_lr_flags(parser) -> None:
     g = parser.add_argument_group("learning-rate range test (Smith 2015, as fastai's lr_find)", FIND_LR_TEXT)
     g.add_argument("--find-lr", action="store_true",
                    help="run the LR range test instead of training; prints the suggested --lr")
-    g.add_argument("--find-lr-start", type=bounded(float, "(0, inf)", "--find-lr-start"), default=1e-6, metavar="LR",
+    g.add_argument("--find-lr-start", type=float, default=1e-6, metavar="LR",
                    help="first LR tried (default: 1e-6)")
-    g.add_argument("--find-lr-end", type=bounded(float, "(0, inf)", "--find-lr-end"), default=10.0, metavar="LR",
+    g.add_argument("--find-lr-end", type=float, default=10.0, metavar="LR",
                    help="last LR tried, unless the loss diverges first (default: 10)")
-    g.add_argument("--find-lr-steps", type=bounded(int, "[2, 100000]", "--find-lr-steps"), default=100, metavar="N",
+    g.add_argument("--find-lr-steps", type=int, default=100, metavar="N",
                    help="optimiser steps from start to end, 2 to 100000; the training data is cycled when shorter "
                         "(default: 100)")
 

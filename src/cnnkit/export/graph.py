@@ -61,4 +61,4 @@ def graph_of(model: nn.Module, output: str, name: str) -> tuple[nn.Module, str, 
     if output == "boxes" and hasattr(getattr(getattr(model, "net", None), "roi_heads", None), "mask_predictor"):
         return InstanceGraph(model), "torchvision-instance", ["boxes", "labels", "scores", "masks"]
     raise CnnkitError(f'cnnkit export does not support "{name}" ({output} output) yet: of the detectors only '
-                      "tinydet and maskrcnn export; train with --model tinydet to export a detector.")
+                      "tinydet and maskrcnn export; train one with `cnnkit train --model tinydet` to export it.")
