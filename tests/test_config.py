@@ -163,5 +163,8 @@ def test_a_section_given_a_value_in_yaml_says_how_to_write_it(tmp_path):
         Config.load(recipe)
     assert str(err.value) == (f'In {recipe}: "data" is a section, not a value: write `data: {{name: rf}}` '
                               "(or `data:` and `  name: rf` on the next line).")
+    recipe.write_text("model: 5\n")  # not a name: the suggestion is a valid recipe, not `{name: 5}`
+    with pytest.raises(CnnkitError, match=r"write `model: \{name: lenet5\}`"):
+        Config.load(recipe)
     recipe.write_text("data:\n  name: digits\ntrain:\n")  # an empty section is no error
     assert Config.load(recipe).data.name == "digits"

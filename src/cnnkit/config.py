@@ -347,6 +347,8 @@ def _section_sentence(section: str, value: Any) -> str:
     if section == "train":
         return (f'"train" must be a mapping of its keys, not a value (got {value!r}): write its keys under it, '
                 "e.g. `train: {epochs: 5, lr: 0.1}`.")
+    if not isinstance(value, str):  # `model: 5`: echoing the value would suggest another invalid recipe
+        value = {"data": "digits", "model": "lenet5"}.get(section, "NAME")
     return (f'"{section}" is a section, not a value: write `{section}: {{name: {value}}}` '
             f"(or `{section}:` and `  name: {value}` on the next line).")
 
