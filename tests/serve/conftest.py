@@ -25,7 +25,8 @@ TASKS = {  # task -> (model, classes, image side)
 TOKEN = "test-token-0123456789"
 
 
-def make_checkpoint(path, task_name: str, model: str | None, classes: list[str], size: int):
+def make_checkpoint(path, task_name: str, model: str | None, classes: list[str], size: int,
+                    metrics: dict | None = None):
     cfg = Config()
     cfg.task = task_name
     cfg.model.name = model
@@ -36,7 +37,7 @@ def make_checkpoint(path, task_name: str, model: str | None, classes: list[str],
     task.setup(cfg, info)
     torch.manual_seed(0)
     net = task.build_model(cfg, info)
-    return save_checkpoint(path, net.state_dict(), checkpoint_meta(task, cfg, info, 1, {"accuracy": 0.25}))
+    return save_checkpoint(path, net.state_dict(), checkpoint_meta(task, cfg, info, 1, metrics or {"accuracy": 0.25}))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnkit.engine.predictor import load
-from tests.serve.conftest import AUTH, TASKS
+from tests.serve.conftest import AUTH, TASKS, make_checkpoint
 
 OPTIONS = {"classify": {"top_k": 3}, "detect": {"conf": 0.01}, "segment": {}, "instance": {}}
 
@@ -196,26 +196,12 @@ def test_non_finite_numbers_are_json_null(tmp_path, digit_png):
     """A run whose val metric was NaN (a diverged run) and a NaN score: standard JSON with null, not a 500."""
     import math
 
-    import torch
     from fastapi.testclient import TestClient
 
-    from cnnkit.config import Config
-    from cnnkit.data.base import DatasetInfo
-    from cnnkit.engine.checkpoint import save_checkpoint
-    from cnnkit.engine.trainer import checkpoint_meta
     from cnnkit.serve import ServeSettings, create_app
-    from cnnkit.tasks import get_task
 
-    cfg = Config()
-    cfg.task, cfg.model.name, cfg.train.threads = "classify", "lenet5", 1
-    info = DatasetInfo("classify", [str(i) for i in range(10)], 1, 8, name="tiny")
-    task = get_task("classify")
-    cfg.fill_defaults(task.defaults(cfg, info))
-    task.setup(cfg, info)
-    torch.manual_seed(0)
-    net = task.build_model(cfg, info)
-    path = save_checkpoint(tmp_path / "nan.pt", net.state_dict(),
-                           checkpoint_meta(task, cfg, info, 1, {"accuracy": math.nan}))
+    path = make_checkpoint(tmp_path / "nan.pt", "classify", "lenet5", [str(i) for i in range(10)], 8,
+                           metrics={"accuracy": math.nan})
     with TestClient(create_app(path, ServeSettings(max_wait_ms=1), device="cpu")) as client:
         card = client.get("/info")
         assert card.status_code == 200 and card.json()["metrics"]["accuracy"] is None
