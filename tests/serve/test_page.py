@@ -130,3 +130,18 @@ def test_detection_boxes_and_segmentation_legend(browser, checkpoints, canvas_pn
         assert page.locator(".result .legend li").count() == len(masks)
         page.screenshot(path=str(tmp_path / "segment.png"), full_page=True)
     assert (tmp_path / "detect.png").stat().st_size > 5000 and (tmp_path / "segment.png").stat().st_size > 5000
+
+
+def test_api_docs_render_offline(browser, checkpoints):
+    """/docs draws every endpoint with no request leaving 127.0.0.1 (a CDN script would be refused)."""
+    with LiveServer(checkpoints["classify"]) as live:
+        page = browser.new_page()
+        elsewhere: list[str] = []
+        page.route("**/*", lambda route: (elsewhere.append(route.request.url), route.abort())
+                   if not route.request.url.startswith(live.url) else route.continue_())
+        page.goto(f"{live.url}/docs")
+        page.locator(".opblock-summary-path", has_text="/predict").first.wait_for(timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        page.close()
+    assert elsewhere == []
+    assert {"/predict", "/explain", "/health", "/info", "/metrics"} <= {p.strip() for p in paths}

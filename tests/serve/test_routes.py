@@ -135,7 +135,11 @@ def test_health_page_docs_without_token(apps):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "https://" not in docs.text  # Swagger UI from the package, no CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/docs-assets/{asset}" in docs.text and client.get(f"/docs-assets/{asset}").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would load its script from a CDN: off
     spec = client.get("/openapi.json").json()
     assert {"/predict", "/explain", "/health", "/info", "/metrics"} <= set(spec["paths"])
     assert client.get("/nowhere").json() == {"error": "Not Found"}
@@ -213,3 +217,18 @@ def test_non_finite_numbers_are_json_null(tmp_path, digit_png):
         finally:
             served.model.task.record = record
         assert answer.status_code == 200 and answer.json()["results"][0]["score"] is None
+
+
+def test_large_images_decode_in_the_pool_to_the_same_answer(apps, monkeypatch):
+    """Small images are decoded on the event loop, larger ones in the thread pool: same record."""
+    import cnnkit.serve.routes as routes
+
+    pixels = np.random.default_rng(3).integers(0, 256, (300, 300), dtype=np.uint8)  # 90,000 px: the pool
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    client = apps["classify"]
+    assert routes.INLINE_PIXELS < 300 * 300
+    pooled = client.post("/predict", content=buf.getvalue(), headers=AUTH).json()["results"][0]
+    monkeypatch.setattr(routes, "INLINE_PIXELS", 300 * 300)
+    inline = client.post("/predict", content=buf.getvalue(), headers=AUTH).json()["results"][0]
+    assert pooled["top"] == inline["top"]

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnkit.errors import CnnkitError
@@ -81,14 +82,35 @@ def create_app(model: ServedModel | str | Path, settings: ServeSettings | None =
         served.draining = True
         await batcher.close()
 
-    app = FastAPI(title="cnnkit serve", version="1", lifespan=lifespan,
+    app = FastAPI(title="cnnkit serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"{model.task.name} with {model.meta['model']['name']} ({model.source_name})")
     app.state.served = served
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=static), name="static")
+    _add_docs(app)
     _add_handlers(app)
     _add_middleware(app, served)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs: FastAPI's Swagger UI page, its script and style served from the `swagger-ui-py` package
+    (Swagger UI 5, which reads FastAPI's OpenAPI 3.1) instead of FastAPI's default CDN, so the API
+    page works on a machine without internet, like the model page."""
+    from importlib.util import find_spec
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    spec = find_spec("swagger_ui")  # located, not imported: its __init__ wires up other web frameworks
+    assets = Path(spec.submodule_search_locations[0]) / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -125,21 +147,45 @@ def _add_middleware(app: FastAPI, served: Served) -> None:
 
         app.add_middleware(CORSMiddleware, allow_origins=[served.settings.cors], allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(CountAndGuard, served=served)
 
-    @app.middleware("http")
-    async def count_and_guard(request: Request, call_next):
-        start = time.perf_counter()
-        served.metrics.in_flight.inc()
+
+class CountAndGuard:
+    """Counts every request (in flight; status and latency by endpoint), answers an unexpected error
+    as JSON, and sets the security headers. A pure ASGI middleware: Starlette's `@app.middleware("http")`
+    (BaseHTTPMiddleware) wraps each request in extra tasks and streams, and was about half of the
+    event loop's samples under `bench/serve_load.py` (py-spy, 32 clients, ResNet-20)."""
+
+    def __init__(self, app, served: Served):
+        self.app, self.served = app, served
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics, start, state = self.served.metrics, time.perf_counter(), {"status": 500, "started": False}
+
+        def endpoint() -> str:  # the router records the matched route in the (shared) scope
+            route = scope.get("route")
+            return getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "other")
+
+        async def guarded_send(message) -> None:
+            if message["type"] == "http.response.start":
+                state.update(status=message["status"], started=True)
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if endpoint() in ("/", "/static"):
+                    headers["Content-Security-Policy"] = PAGE_CSP
+            await send(message)
+
+        metrics.in_flight.inc()
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, guarded_send)
         except Exception as e:  # noqa: BLE001 - counted, then answered as JSON like every other error
-            response = _error(500, f"Internal error ({type(e).__name__}); the server keeps running.")
+            if state["started"]:
+                raise
+            await _error(500, f"Internal error ({type(e).__name__}); the server keeps running.")(
+                scope, receive, guarded_send)
         finally:
-            served.metrics.in_flight.dec()
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", None) or ("/static" if request.url.path.startswith("/static/") else "other")
-        served.metrics.observe_request(endpoint, response.status_code, time.perf_counter() - start)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        if endpoint in ("/", "/static"):
-            response.headers["Content-Security-Policy"] = PAGE_CSP
-        return response
+            metrics.in_flight.dec()
+            metrics.observe_request(endpoint(), state["status"], time.perf_counter() - start)

@@ -54,8 +54,24 @@ def decode_upload(data: bytes, name: str, channels: int, limits: Limits) -> torc
     Raises `Rejected`: 400 for an empty body, bytes that are no image, a format off the allowlist,
     an animated image or a truncated / corrupt file; 413 for more bytes or pixels than `limits` allow.
     """
+    check_upload(data, name, limits)
+    return decode_checked(data, name, channels)
+
+
+def decode_checked(data: bytes, name: str, channels: int) -> torch.Tensor:
+    """The decoding half of `decode_upload`, for bytes `check_upload` has passed. Raises `Rejected`
+    (400) for a truncated or corrupt image."""
     from cnnkit.data.decode import BadImage, read_image
 
+    try:
+        return read_image(io.BytesIO(data), channels)
+    except BadImage as e:
+        raise Rejected(400, f"{name}: cannot decode the image ({e.reason}).") from None
+
+
+def check_upload(data: bytes, name: str, limits: Limits) -> int:
+    """Every check `decode_upload` makes from the header alone; returns the image's pixels (w x h).
+    Raises `Rejected` as `decode_upload` does."""
     if not data:
         raise Rejected(400, f"{name}: the upload is empty; send the image's bytes.")
     if len(data) > limits.max_bytes:
@@ -79,7 +95,4 @@ def decode_upload(data: bytes, name: str, channels: int, limits: Limits) -> torc
                             f"{', '.join(limits.formats)}.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise Rejected(400, f"{name}: the image header is corrupt ({str(e)[:120]}).") from None
-    try:
-        return read_image(io.BytesIO(data), channels)
-    except BadImage as e:
-        raise Rejected(400, f"{name}: cannot decode the image ({e.reason}).") from None
+    return w * h

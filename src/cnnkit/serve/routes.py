@@ -15,7 +15,7 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from cnnkit.json_output import finite
-from cnnkit.serve.limits import Rejected, decode_upload
+from cnnkit.serve.limits import Rejected, check_upload, decode_checked
 from cnnkit.serve.model import Item
 from cnnkit.serve.security import check_bearer
 from cnnkit.serve.uploads import read_images
@@ -27,6 +27,10 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
         "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 router = APIRouter()
+# Images of at most this many pixels are decoded on the event loop: a thread-pool hop cost more of
+# the loop's time than decoding a 28 x 28 PNG (~0.1 ms) under bench/serve_load.py; bigger ones
+# (a 256 x 256 PNG decodes in ~1 ms) go to the pool so the loop keeps answering meanwhile.
+INLINE_PIXELS = 256 * 256
 
 
 async def authorized(request: Request, _=Depends(_bearer)) -> None:
@@ -39,16 +43,21 @@ async def _decoded(request: Request) -> list[Item]:
     uploads = await read_images(request, limits)
     if len(uploads) > limits.max_files:
         raise Rejected(413, f"{len(uploads)} images in one request; send at most {limits.max_files}.")
-    channels = served.model.channels
-    return [Item(await run_in_threadpool(decode_upload, data, name, channels, limits), name, i)
-            for i, (name, data) in enumerate(uploads, start=1)]
+    channels, items = served.model.channels, []
+    for i, (name, data) in enumerate(uploads, start=1):
+        if check_upload(data, name, limits) <= INLINE_PIXELS:  # the header only: cheap on the loop
+            image = decode_checked(data, name, channels)
+        else:
+            image = await run_in_threadpool(decode_checked, data, name, channels)
+        items.append(Item(image, name, i))
+    return items
 
 
 @router.post("/predict", dependencies=[Depends(authorized)], openapi_extra=UPLOAD_BODY,
              summary="Predict one or several images")
 async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000, description="classes listed (classify)"),
                   conf: float | None = Query(None, ge=0, le=1, description="score threshold (boxes)"),
-                  iou: float | None = Query(None, ge=0, le=1, description="NMS IoU threshold (boxes)")) -> dict:
+                  iou: float | None = Query(None, ge=0, le=1, description="NMS IoU threshold (boxes)")) -> JSONResponse:
     """Images in the multipart field `file` (several allowed) or as the raw body -> one record per
     image: top-k classes, boxes with labels and scores, or a mask as COCO RLE with per-class pixel
     counts; `model_ms` is the forward pass the image was batched into."""
@@ -66,9 +75,11 @@ async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000, descrip
             f.cancel()
         raise Rejected(504, f"No answer within {served.settings.timeout_s:g} s; retry later or send fewer images.",
                        {"Retry-After": "1"}) from None
-    # finite(): a NaN score (a diverged model) becomes null; Starlette refuses NaN in a JSON response
-    return finite({"task": served.model.task.name, "results": results,
-                   "total_ms": round((time.perf_counter() - start) * 1000, 3)})
+    # finite(): a NaN score (a diverged model) becomes null; Starlette refuses NaN in a JSON response.
+    # A JSONResponse, not a dict: FastAPI's validation and re-encoding of a returned dict is per-request
+    # work on the event loop that a record of plain JSON types does not need.
+    return JSONResponse(finite({"task": served.model.task.name, "results": results,
+                                "total_ms": round((time.perf_counter() - start) * 1000, 3)}))
 
 
 @router.post("/explain", dependencies=[Depends(authorized)], openapi_extra=UPLOAD_BODY,
