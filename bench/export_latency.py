@@ -52,7 +52,23 @@ def checkpoint(name: str, source: str, tmp: Path) -> tuple[dict, bool]:
     return load_checkpoint(path), False
 
 
-def measure(label: str, name: str, source: str, runs: int, tmp: Path) -> dict:
+def plain_export(module: torch.nn.Module, x: torch.Tensor, tmp: Path, label: str, calibration: list) -> tuple:
+    """The issue's reference: a plain `torch.onnx.export` of the same network (static batch 1, no
+    cnnkit metadata or preprocessing) and onnxruntime's `quantize_static` with its default settings
+    (QDQ, per-tensor int8), calibrated on the same images. Returns (fp32 path, int8 path)."""
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from cnnkit.export.quantize import Calibration
+
+    fp32, prepared, int8 = (tmp / f"{label}.plain{s}.onnx" for s in ("", ".pre", ".int8"))
+    torch.onnx.export(module, (x,), str(fp32), input_names=["images"], opset_version=17, dynamo=False)
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(int8), Calibration(calibration, "images"))
+    return fp32, int8
+
+
+def measure(label: str, name: str, source: str, runs: int, tmp: Path, plain: bool = False) -> dict:
     ckpt, trained = checkpoint(name, source, tmp)
     fp32, graph = export_onnx(ckpt, tmp / f"{label}.onnx", dynamic_batch=True)  # batched eval; timed at batch 1
     int8 = quantize_int8(fp32, tmp / f"{label}.int8.onnx")
@@ -62,6 +78,9 @@ def measure(label: str, name: str, source: str, runs: int, tmp: Path) -> dict:
     module, _, _ = graph_of(run.model, run.task.output, ckpt["meta"]["model"]["name"])
     fns = {"eager": lambda: module(x), "fp32": _session(row["fp32"]["file"], x),
            "int8": _session(row["int8"]["file"], x)}
+    if plain:  # one call of each per round, with the three above
+        ref32, ref8 = plain_export(module, x, tmp, label, calibration_inputs(load(fp32), 128))
+        fns.update(plain_fp32=_session(str(ref32), x), plain_int8=_session(str(ref8), x))
     with torch.inference_mode():  # one call of each per round: a shared machine's load hits all three alike
         ms = interleaved_medians(fns, runs, WARMUP)
     eager = ms["eager"]
@@ -74,7 +93,8 @@ def measure(label: str, name: str, source: str, runs: int, tmp: Path) -> dict:
             "int8_vs_eager": round(row["int8"]["latency_ms"] / eager, 3),
             "metric": row["fp32"]["metric"], "fp32_metric": row["fp32"]["value"], "int8_metric": row["int8"]["value"],
             "int8_drop_points": row["drop_points"], "fp32_bytes": row["fp32"]["bytes"],
-            "int8_bytes": row["int8"]["bytes"]}
+            "int8_bytes": row["int8"]["bytes"],
+            **({"plain_onnx_ms": ms["plain_fp32"], "plain_int8_ms": ms["plain_int8"]} if plain else {})}
 
 
 def _session(path: str, x: torch.Tensor):
@@ -88,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", metavar="LABEL=RUN_DIR|DATA", help="e.g. resnet20=fashion-mnist")
     p.add_argument("--runs", type=int, default=300)
+    p.add_argument("--plain", action="store_true", help="also time a plain torch.onnx.export of each network and "
+                                                        "onnxruntime's default static int8 of it (the issue's reference)")
     p.add_argument("--out", default="bench/results/export_latency.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -97,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.models:
             label, source = item.split("=", 1)
             name = label if not Path(source).exists() else ""
-            rows.append(measure(label, name, source, args.runs, Path(tmp)))
+            rows.append(measure(label, name, source, args.runs, Path(tmp), args.plain))
             print(json.dumps(rows[-1]), file=sys.stderr)
     result = {"command": "python bench/export_latency.py " + " ".join(argv or sys.argv[1:]), "threads": 1,
               "batch": 1, "runs": args.runs, "warmup": WARMUP, "machine": machine(),

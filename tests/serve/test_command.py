@@ -95,3 +95,42 @@ def _in_flight(url: str) -> float:
     text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
                 if s.name == "cnnkit_requests_in_flight")
+
+
+def test_workers_each_serve_the_model_and_keep_the_token(checkpoints, digit_png):
+    """`--workers 2`: two uvicorn worker processes, each with its own model; the token reaches them
+    through the environment, never a file."""
+    proc, url = start_server(checkpoints["classify"], "--workers", "2", "--token", TOKEN)
+    try:
+        assert httpx.post(f"{url}/predict", content=digit_png).status_code == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        labels = {httpx.post(f"{url}/predict", content=digit_png, headers=auth).json()["results"][0]["label"]
+                  for _ in range(8)}
+        assert len(labels) == 1  # every worker gives the same answer
+        deadline = time.time() + 120
+        while len(_children(proc.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(_children(proc.pid)) >= 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    """uvicorn worker processes of `pid`: its children started by multiprocessing's spawn_main
+    (Linux /proc; multiprocessing's resource tracker, also a child, is not counted)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    spawned = b"spawn_main" in f.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid and spawned:
+                kids.append(int(entry))
+    return kids
