@@ -24,7 +24,8 @@ def add_serve_parser(sub) -> None:
     s.add_argument("source", metavar="RUN_DIR|CKPT|MODEL.onnx")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--token", help="bearer token required on every endpoint but /health (default: $CNNKIT_TOKEN)")
+    s.add_argument("--token", help="bearer token required on /predict, /explain, /info and /metrics (/health, the page "
+                        "and /docs stay open; default: $CNNKIT_TOKEN)")
     s.add_argument("--max-batch", type=int, default=32, help="images per forward pass at most (1: no batching)")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default: 5)")
     s.add_argument("--max-queue", type=int, default=256, help="images waiting at most; more get 503 + Retry-After")
