@@ -30,8 +30,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 router = APIRouter()
 # Images of at most this many pixels are decoded on the event loop: under bench/serve_load.py the
 # thread-pool hop cost the loop more than decoding a 28 x 28 PNG (0.24 ms; micro-batched throughput
-# 258 -> 297 images/s, one round each); bigger ones go to the pool (a noisy 256 x 256 PNG takes
-# 1.2 ms) so the loop keeps answering meanwhile.
+# 258 -> 297 images/s, one round each); bigger ones go to the pool (a 256 x 256 PNG of random noise
+# decodes in 1.2 ms) so the loop keeps answering meanwhile.
 INLINE_PIXELS = 256 * 256
 
 
