@@ -33,7 +33,7 @@ from cnnkit.engine.run import resolve_run
 from cnnkit.engine.trainer import checkpoint_meta
 from cnnkit.export.graph import graph_of
 from cnnkit.export.onnx import export_onnx
-from cnnkit.export.quantize import calibration_inputs, compare, quantize_int8
+from cnnkit.export.quantize import CALIBRATION_IMAGES, calibration_inputs, compare, quantize_int8
 from cnnkit.engine.predictor import load
 from cnnkit.export.timing import interleaved_medians
 
@@ -73,13 +73,14 @@ def measure(label: str, name: str, source: str, runs: int, tmp: Path, plain: boo
     fp32, graph = export_onnx(ckpt, tmp / f"{label}.onnx", dynamic_batch=True)  # batched eval; timed at batch 1
     int8 = quantize_int8(fp32, tmp / f"{label}.int8.onnx")
     row = compare(fp32, int8, runs=20)  # metric and size; latency is re-measured below, interleaved
-    x = calibration_inputs(load(fp32), 1)[0]
+    images = calibration_inputs(load(fp32), CALIBRATION_IMAGES if plain else 1)  # the plain int8's calibration too
+    x = images[0]
     run = resolve_run(ckpt, device="cpu")
     module, _, _ = graph_of(run.model, run.task.output, ckpt["meta"]["model"]["name"])
     fns = {"eager": lambda: module(x), "fp32": _session(row["fp32"]["file"], x),
            "int8": _session(row["int8"]["file"], x)}
     if plain:  # one call of each per round, with the three above
-        ref32, ref8 = plain_export(module, x, tmp, label, calibration_inputs(load(fp32), 128))
+        ref32, ref8 = plain_export(module, x, tmp, label, images)
         fns.update(plain_fp32=_session(str(ref32), x), plain_int8=_session(str(ref8), x))
     with torch.inference_mode():  # one call of each per round: a shared machine's load hits all three alike
         ms = interleaved_medians(fns, runs, WARMUP)
