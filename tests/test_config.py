@@ -1,6 +1,9 @@
 """Config: one path for flags, YAML and kwargs; each key described once; unknown keys, bad choices and
 out-of-bounds values fail when set, with one sentence (and a suggestion)."""
+from pathlib import Path
+
 import pytest
+import torch
 
 import cnnkit
 from cnnkit.cli import main
@@ -168,3 +171,27 @@ def test_a_section_given_a_value_in_yaml_says_how_to_write_it(tmp_path):
         Config.load(recipe)
     recipe.write_text("data:\n  name: digits\ntrain:\n")  # an empty section is no error
     assert Config.load(recipe).data.name == "digits"
+
+
+# The classification recipes shipped in configs/, and the input each one's data gives the model
+# (channels, side): a recipe whose keys or model kwargs drifted from the code fails here, not after
+# an hour of someone's training.
+SHIPPED = {"digits-lenet5.yaml": (1, 32), "fashion-mnist-best.yaml": (1, 28),
+           "fashion-mnist-resnet20.yaml": (1, 28), "fashion-mnist-speedrun.yaml": (1, 28)}
+
+
+def test_every_shipped_recipe_is_listed_here():
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert sorted(p.name for p in configs.glob("*.yaml")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_recipes_load_and_build_their_model(name):
+    from cnnkit.models import build_model
+
+    cfg = Config.load(Path(__file__).resolve().parents[1] / "configs" / name)
+    channels, side = SHIPPED[name]
+    size = cfg.data.image_size or side
+    model = build_model(cfg.model.name, num_classes=10, in_channels=channels, image_size=size,
+                        **dict(cfg.model.kwargs or {})).eval()
+    assert model(torch.zeros(2, channels, size, size)).shape == (2, 10)

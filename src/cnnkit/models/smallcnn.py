@@ -16,6 +16,12 @@ The pytorch/examples two-conv Net needs three epochs (~360 s) for 91.5 % test ac
 Batchnorm is what lets a one-cycle schedule at lr 0.1 converge within an epoch; the flatten head
 keeps where a feature is (Fashion-MNIST items are centred), which a global-average-pool head loses.
 The pools make the size of the flattened vector depend on the image size, so the head is sized from it.
+
+`convs=2` puts two conv-BN-ReLU in each stage (the VGG layout). With widths (32, 64, 128) it is the
+network of `configs/fashion-mnist-best.yaml`: on 2 threads it trains 1.29x the images per second of
+ResNet-20 (323 vs 251 img/s, batch 64, step benchmark) at about the same multiply-adds per image
+(29 M vs 31 M) — six convs of 32-128 channels instead of nineteen of 16-64 — and at equal time it
+learned at least as much.
 """
 from __future__ import annotations
 
@@ -31,31 +37,36 @@ from cnnkit.models.layers import ClassifierHead, ConvBNAct, image_hw, init_weigh
 
 
 class SmallCNN(nn.Module):
-    """conv-BN-ReLU + 2x2 max-pool per width, then flatten -> linear `hidden` + ReLU -> dropout -> linear.
+    """`convs` x conv-BN-ReLU + 2x2 max-pool per width, then flatten -> linear `hidden` + ReLU -> dropout
+    -> linear. `convs=2` is the VGG layout (two 3x3 convs see 5x5 before each pool; Simonyan & Zisserman 2014).
 
     Input (N, in_channels, H, W) float; output (N, num_classes) logits. H and W must be at least
     2 ** len(widths) so every pool has a map to halve (CnnkitError otherwise).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int | Sequence[int] = 28,
-                 widths: Sequence[int] = (16, 64), hidden: int = 256, dropout: float = 0.0):
+                 widths: Sequence[int] = (16, 64), hidden: int = 256, dropout: float = 0.0, convs: int = 1):
         super().__init__()
         h, w = image_hw(image_size)
-        given = (widths, hidden)
+        given = (widths, hidden, convs)
         try:  # a --set value arrives as parsed YAML: a bare 8, "abc" or [a] must read as one sentence too
             widths, hidden = [int(c) for c in widths if not isinstance(widths, str)], int(hidden)
+            convs = int(convs) if not isinstance(convs, (str, bool)) and int(convs) == convs else 0
         except (TypeError, ValueError):
             widths = None
-        if not widths or min(widths) < 1 or hidden < 1:
-            raise CnnkitError(f"smallcnn needs positive widths and hidden units, got widths={given[0]!r} "
-                              f"hidden={given[1]!r}; e.g. --set model.kwargs.widths=[16,64] model.kwargs.hidden=256.")
+        if not widths or min(widths) < 1 or hidden < 1 or convs < 1:
+            raise CnnkitError(f"smallcnn needs positive widths, hidden units and convs per stage, got "
+                              f"widths={given[0]!r} hidden={given[1]!r} convs={given[2]!r}; e.g. --set "
+                              f"model.kwargs.widths=[16,64] model.kwargs.hidden=256 model.kwargs.convs=1.")
         if min(h, w) < 2 ** len(widths):
             raise CnnkitError(f"smallcnn with {len(widths)} pools needs images of at least {2 ** len(widths)} px, "
                               f"got {h}x{w}; set data.image_size or fewer widths.")
         stages, c = [], in_channels
         for i, width in enumerate(widths):
-            stages.append((f"stage{i + 1}", nn.Sequential(OrderedDict([
-                ("conv", ConvBNAct(c, width, 3)), ("pool", nn.MaxPool2d(2))]))))
+            # one conv keeps the names features.stageN.conv of runs saved before `convs` existed
+            names = ["conv"] if convs == 1 else [f"conv{j + 1}" for j in range(convs)]
+            layers = [(n, ConvBNAct(c if j == 0 else width, width, 3)) for j, n in enumerate(names)]
+            stages.append((f"stage{i + 1}", nn.Sequential(OrderedDict(layers + [("pool", nn.MaxPool2d(2))]))))
             c, h, w = width, h // 2, w // 2
         self.features = nn.Sequential(OrderedDict(stages))
         self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU())
@@ -67,8 +78,8 @@ class SmallCNN(nn.Module):
 
 
 @MODELS.register("smallcnn", tasks=("classify",), backbone=False,
-                 doc="conv-BN-ReLU-pool per width (widths=[16, 64]) + FC (hidden=256): the default for 5,000+ "
-                     "training images of <= 32 px")
+                 doc="conv-BN-ReLU (x convs=1) + pool per width (widths=[16, 64]) + FC (hidden=256): the default "
+                     "for 5,000+ training images of <= 32 px")
 def smallcnn(num_classes: int, in_channels: int, image_size: int | Sequence[int], dropout: float = 0.0,
-             widths: Sequence[int] = (16, 64), hidden: int = 256) -> SmallCNN:
-    return SmallCNN(num_classes, in_channels, image_size, widths, hidden, dropout)
+             widths: Sequence[int] = (16, 64), hidden: int = 256, convs: int = 1) -> SmallCNN:
+    return SmallCNN(num_classes, in_channels, image_size, widths, hidden, dropout, convs)
