@@ -176,7 +176,7 @@ def test_a_section_given_a_value_in_yaml_says_how_to_write_it(tmp_path):
 # The classification recipes shipped in configs/, and the input each one's data gives the model
 # (channels, side): a recipe whose keys or model kwargs drifted from the code fails here, not after
 # an hour of someone's training.
-SHIPPED = {"digits-lenet5.yaml": (1, 32), "fashion-mnist-best.yaml": (1, 28),
+SHIPPED = {"digits-lenet5.yaml": (1, 32), "fashion-mnist-best.yaml": (1, 28), "fashion-mnist-gpu.yaml": (1, 28),
            "fashion-mnist-resnet20.yaml": (1, 28), "fashion-mnist-speedrun.yaml": (1, 28)}
 
 

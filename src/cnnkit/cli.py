@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 FIND_LR_TEXT = """\
 --find-lr trains nothing: it resolves the run as training would (data, task defaults, model,
-optimiser, batch size), raises the LR exponentially over N steps of the training data, records
-the smoothed loss, stops once it passes 4x its minimum, and suggests the LR where it fell fastest
+optimiser, batch size; each step with the run's augmentation, label smoothing, channels_last and
+AMP), raises the LR exponentially over N steps of the training data, records the smoothed loss,
+stops once it passes 4x its minimum, and suggests the LR where it fell fastest
 (steepest descent of the smoothed loss). Writes lr_find.png/.json/.csv into --out (default
 runs/<data>-<model>-lr-find); the weights are not kept; --json prints the suggestion. Look at the
 PNG before you train with --lr set to it: a loss that falls most just before it diverges puts the
@@ -286,7 +287,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                       else "image files cnnkit can decode")
             raise CnnkitError(f"None of the {len(records)} input(s) could be read (first: {failed[0]['file']}: "
                               f"{failed[0]['error']}); give {wanted}.")
-        _print_json(records) if args.json else show.predictions(records, args.save_dir)
+        _print_json(records) if args.json else show.predictions(records, args.save_dir, predictor.task.describe)
     elif args.command == "explain":
         from cnnkit.explain.api import explain_cli
 

@@ -88,6 +88,33 @@ def test_the_weights_come_back_unchanged_and_nothing_is_saved(tmp_path):
     assert run.model.training and all(p.grad is None for p in run.model.parameters())
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_steps_run_in_the_training_memory_format(channels_last):
+    """train.channels_last (the smallcnn and segmentation default) sets the weights' and activations'
+    memory order of every step, as in training, and the model comes back in its own order."""
+    cfg = Config()
+    for key, value in (("data.name", "digits"), ("model.name", "lenet5"), ("train.threads", 1),
+                       ("train.channels_last", channels_last)):
+        cfg.set(key, value)
+    run = resolve_run(cfg)
+    # the second conv: with one input channel the two orders are the same strides
+    conv = next(m for m in run.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    seen = []
+    conv.register_forward_hook(lambda m, args, out: seen.append(
+        (m.weight.is_contiguous(memory_format=torch.channels_last),
+         out.is_contiguous(memory_format=torch.channels_last))))
+    range_test(run, 1e-3, 1.0, 3)
+    assert len(seen) == 3 and set(seen) == {(channels_last, channels_last)}
+    assert all(p.is_contiguous() for p in run.model.parameters())
+
+
+def test_the_result_names_memory_format_and_precision(tmp_path):
+    result = cnnkit.find_lr(data="digits", model="lenet5", threads=1, steps=3, out=str(tmp_path / "f"), quiet=True,
+                            channels_last=True)
+    setup = json.loads((tmp_path / "f" / "lr_find.json").read_text())["setup"]
+    assert setup["channels_last"] is True and setup["amp"] is False and result.setup == setup
+
+
 def test_an_existing_run_directory_keeps_its_files(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -145,6 +145,23 @@ def test_health_page_docs_without_token(apps):
     assert client.get("/nowhere").json() == {"error": "Not Found"}
 
 
+@pytest.mark.parametrize("path", ["/", "/health", "/info", "/metrics", "/docs", "/openapi.json", "/static/app.js"])
+def test_every_get_route_answers_head_like_get_without_a_body(apps, path):
+    """Load balancers and uptime checkers probe with HEAD: the GET answer's status and headers, no body,
+    behind the same token."""
+    client = apps["classify"]
+    for headers in ({}, AUTH):
+        got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+        assert head.status_code == got.status_code, (path, headers)
+        assert head.headers["content-type"] == got.headers["content-type"] and head.content == b""
+        if path != "/metrics":  # the counters move between the two requests
+            assert head.headers["content-length"] == got.headers["content-length"]
+    assert client.head("/info").status_code == 401
+    assert client.head("/predict").status_code == 405  # POST routes stay POST only
+    spec = client.get("/openapi.json").json()
+    assert all("head" not in ops for ops in spec["paths"].values())
+
+
 def test_page_assets_come_from_the_package_only():
     static = Path(__import__("cnnkit.serve", fromlist=["x"]).__file__).parent / "static"
     names = {p.name for p in static.iterdir()}

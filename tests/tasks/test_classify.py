@@ -35,6 +35,43 @@ def test_metrics_match_sklearn_reference():
     assert [m["per_class"][c]["f1"] for c in classes] == pytest.approx(ref_f1.tolist(), abs=1e-6)
 
 
+@pytest.mark.parametrize("k", [2, 5, 6])
+def test_top5_only_with_more_than_five_classes(k):
+    g = torch.Generator().manual_seed(0)
+    metric = ClassificationMetric([f"c{i}" for i in range(k)])
+    assert ("top5" in metric.compute()) == (k > 5)  # no images yet: n/a, but the same keys
+    metric.update(torch.randn(20, k, generator=g), (None, torch.randint(0, k, (20,), generator=g)))
+    assert ("top5" in metric.compute()) == (k > 5)
+
+
+def test_three_classes_report_no_top5_anywhere(tmp_path, capsys):
+    """With <= 5 classes top-5 accuracy is 1.0 by definition: the train log, metrics.csv, summary,
+    report, eval table and --json leave it out, and the run's plots are still drawn."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    root = tmp_path / "three"
+    for label in (0, 1, 2):
+        (root / str(label)).mkdir(parents=True)
+        for i, img in enumerate(d.images[d.target == label][:30]):
+            Image.fromarray((img * 255 / 16).astype(np.uint8)).save(root / str(label) / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--model", "lenet5", "--epochs", "1", "--threads", "1",
+                 "--out", str(out)]) == 0
+    done = [line for line in capsys.readouterr().err.splitlines() if line.startswith("done test:")]
+    assert len(done) == 1 and "accuracy" in done[0] and "top5" not in done[0]
+    assert "accuracy" in (out / "metrics.csv").read_text() and "top5" not in (out / "metrics.csv").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert "accuracy" in summary["test"] and "top5" not in summary["test"] and "top5" not in summary["val"]
+    assert "top5" not in (out / "report.html").read_text() and (out / "plots" / "metrics.png").exists()
+    assert main(["eval", str(out), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert "accuracy" in metrics and "top5" not in metrics
+    assert main(["eval", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "accuracy" in table and "top5" not in table
+
+
 def _digit_pngs(tmp_path, n=6):
     from sklearn.datasets import load_digits
 

@@ -109,6 +109,36 @@ def test_one_step_predict_metric_plots_and_predict_files(task_cfg, bundle, tmp_p
     assert high[0]["detections"] == []
 
 
+def test_cli_predict_table_names_the_best_boxes(task_cfg, bundle, tmp_path, capsys, monkeypatch):
+    """`cnnkit predict` prints one readable line per image (how many boxes, then the best-scoring ones'
+    classes and scores) where it printed a raw dict; --json stays the record."""
+    from cnnkit.cli import main
+    from cnnkit.engine.checkpoint import save_checkpoint
+    from cnnkit.engine.trainer import checkpoint_meta
+    from cnnkit.report import console as show
+
+    task, cfg = task_cfg
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "det.pt", task.build_model(cfg, bundle.info).state_dict(),
+                           checkpoint_meta(task, cfg, bundle.info, 1, {"map": 0.5}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(show.console, "width", 200)  # one table row per image, unwrapped
+    Image.fromarray(bundle.test.images[0][0].numpy()).save("c.png")
+    for conf in ("0", "1"):
+        assert main(["predict", str(ckpt), "c.png", "--conf", conf, "--json"]) == 0
+        dets = json.loads(capsys.readouterr().out)[0]["detections"]
+        assert main(["predict", str(ckpt), "c.png", "--conf", conf]) == 0
+        out = capsys.readouterr().out
+        row = next(line for line in out.splitlines() if "c.png" in line)
+        assert "{" not in out and "image_id" not in out
+        if conf == "1":
+            assert not dets and row.split("│")[2].strip() == "no boxes"
+            continue
+        best = sorted(dets, key=lambda d: -d["score"])[:4]
+        named = ", ".join(f"{d['category']} ({d['score']:.2f})" for d in best)
+        assert len(dets) > 4 and row.split("│")[2].strip() == f"{len(dets)} boxes: {named}, +{len(dets) - 4} more"
+
+
 def test_build_model_rejects_classifiers_and_unknown_options(task_cfg, bundle):
     task, cfg = task_cfg
     cfg = cfg.copy()

@@ -48,3 +48,15 @@ def test_mask_rcnn_smoke_step_metric_and_rle_json(tmp_path):
         rle = {"size": obj["segmentation"]["size"], "counts": obj["segmentation"]["counts"].encode()}
         assert mask_utils.decode(rle).shape == (64, 64)
     assert Path(rec["drawing"]).name == "0001_c_instances.png" and Path(rec["drawing"]).is_file()
+
+
+def test_predict_table_line_names_the_best_objects():
+    """`cnnkit predict`'s line for an instance record: how many objects, the best-scoring four with
+    their class and score, then how many more (the record itself is what --json prints)."""
+    task = get_task("instance")
+    objects = [{"category": str(i % 10), "score": s, "bbox": [0, 0, 1, 1], "segmentation": {}}
+               for i, s in enumerate([0.2, 0.9, 0.5, 0.7, 0.3, 0.8, 0.1])]
+    record = {"file": "a.png", "image_id": 1, "height": 64, "width": 64, "instances": objects}
+    assert task.describe(record) == "7 objects: 1 (0.90), 5 (0.80), 3 (0.70), 2 (0.50), +3 more"
+    assert task.describe({**record, "instances": objects[1:2]}) == "1 object: 1 (0.90)"
+    assert task.describe({**record, "instances": []}) == "no objects"

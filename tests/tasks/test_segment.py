@@ -1,6 +1,7 @@
 """The segment task: losses against references, class weights, the epoch-seeded loader, a training
 step end to end (model, predict, metric, plots) and the predict loop's outputs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,6 +174,34 @@ def test_predict_files_writes_mask_overlay_and_pixel_counts(tmp_path):
         assert int((mask == CLASSES.index(c)).sum()) == n
     assert Image.open(rec["overlay_png"]).size == (45, 37)
     assert "error" in recs[1]
+
+
+def test_cli_predict_table_gives_each_class_its_share(tmp_path, capsys, monkeypatch):
+    """`cnnkit predict` prints one readable line per image (the predicted classes' shares of its
+    pixels, largest first) where it printed a raw dict; --json stays the record."""
+    from cnnkit.cli import main
+    from cnnkit.engine.checkpoint import save_checkpoint
+    from cnnkit.engine.trainer import checkpoint_meta
+    from cnnkit.report import console as show
+
+    task, cfg, info = setup_task()
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "seg.pt", task.build_model(cfg, info).state_dict(),
+                           checkpoint_meta(task, cfg, info, 1, {"miou": 0.5}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(show.console, "width", 200)  # one table row per image, unwrapped
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 45), dtype=np.uint8)).save("in.png")
+    Path("bad.png").write_bytes(b"")
+    assert main(["predict", str(ckpt), "in.png", "bad.png", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)[0]
+    assert set(rec) == {"file", "height", "width", "pixels", "classes_present"}
+    assert main(["predict", str(ckpt), "in.png", "bad.png"]) == 0
+    out = capsys.readouterr().out
+    by_share = sorted(((c, n) for c, n in rec["pixels"].items() if n), key=lambda cn: -cn[1])
+    shares = ", ".join(f"{c} {100 * n / (37 * 45):.1f}%" for c, n in by_share)  # 3 classes: all named
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines() if ".png" in line}
+    assert rows["in.png"] == shares
+    assert "empty" in rows["bad.png"].lower() and "{" not in out
 
 
 def test_detection_data_with_instance_masks_becomes_class_masks():

@@ -1,5 +1,7 @@
 """Sequence classification through the public API: a text,label CSV trains, predicts strings (top class
 and scores), evaluates with accuracy/macro-F1, and a confusion matrix is drawn."""
+import re
+
 import cnnkit
 
 
@@ -29,6 +31,9 @@ def test_cli_speaks_of_sequences_not_images(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--epochs", "1", "--threads", "1", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "training sequences" in err and "seq/s" in err and "img/s" not in err
+    assert main(["predict", str(out), "der braune fuchs"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "<input 1>" in line)
+    assert re.search(r"der braune fuchs -> (en|de) \(\d\.\d{3}\)", row)  # the string, its label and score
     assert main(["predict", str(out), ""]) == 2
     err = capsys.readouterr().err
     assert "give non-empty strings or .txt/.smi/.csv files of them" in err and "image" not in err

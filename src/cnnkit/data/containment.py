@@ -9,6 +9,11 @@ user opts in with `--set data.allow_outside_root=true`. The check is on the norm
 own layout (a folder of links is a common way to assemble a set) and is followed. A name the
 file system cannot hold (a NUL byte, a component over 255 bytes) is refused the same way, so no
 reader meets an OSError or ValueError from `stat`.
+
+Annotation files written on Windows name files with backslashes (`sub\\a.jpg`,
+`C:\\Users\\me\\a.jpg`); `portable` reads them as separators before any join, so
+`sub\\a.jpg` finds `sub/a.jpg` (a backslash inside a file name is legal on POSIX but no
+annotation tool means one).
 """
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ import os
 from pathlib import Path
 
 from cnnkit.data.formats.box_scan import AnnotationError
+
+
+def portable(name: str) -> str:
+    """A file name as an annotation file wrote it, with Windows backslashes read as separators."""
+    return name.replace("\\", "/")
 
 
 def inside(root: str | Path, entry: str | Path, *, allow: bool, source: str | Path, what: str,

@@ -23,6 +23,12 @@ that walks a folder and by predict and explain: hidden names (a dot first: `.ipy
 `.DS_Store`, AppleDouble `._x.png`) and the debris of archivers and file managers
 (`__MACOSX/`, `__pycache__/`, `Thumbs.db`, `desktop.ini`) are never data, anywhere below the
 folder given.
+
+Text files of annotation tools (label .txt, class lists, image lists, COCO json) are read by one
+rule too (`read_text`, `text_lines`): UTF-8 whatever the locale, the byte-order mark Windows
+tools (Notepad, PowerShell) put first dropped — left in, it becomes part of the first class
+index or name —, and bytes that are not UTF-8 replaced, so a stray Latin-1 byte shows in a
+name instead of stopping the reader.
 """
 from __future__ import annotations
 
@@ -62,6 +68,16 @@ class BadImage(Exception):
     @property
     def kind(self) -> str:
         return self.reason.split(":", 1)[0]
+
+
+def read_text(path: str | Path) -> str:
+    """The text of an annotation or list file (see the module docstring); OSError as `open` raises it."""
+    return Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+
+
+def text_lines(path: str | Path) -> list[str]:
+    """The non-blank lines of `read_text(path)`, stripped (CRLF and surrounding blanks gone)."""
+    return [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -139,6 +155,16 @@ def probe_image(path: str | Path) -> tuple[bool, tuple[int, int]]:
         except Exception:  # noqa: BLE001 - unreadable EXIF: the size before rotation is still a good guess
             pass
         return img.mode in GRAY_MODES, (h, w)
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1 = as stored; 5-8 swap width and height), 1 when unreadable."""
+    try:
+        with _opened(path) as img:
+            value = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - only ever used to explain a size; a bad file is reported elsewhere
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 @contextlib.contextmanager

@@ -71,13 +71,14 @@ class SegFileSplit:
     names: list[str] | None = None
     remap: dict[int, int] | None = None
     values: MaskValues | None = None  # raw values seen by the reader; saves decoding masks again
+    colours: dict[tuple[int, int, int], int] | None = None  # RGB masks: colour -> class (formats/labelmap.py)
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
     def mask(self, i: int) -> torch.Tensor:
         """uint8 H x W class indices of sample i; raises BadMask."""
-        return remap_mask(read_mask(self.mask_paths[i]), self.remap)
+        return remap_mask(read_mask(self.mask_paths[i], self.colours), self.remap)
 
 
 def remap_mask(mask: torch.Tensor, remap: dict[int, int] | None) -> torch.Tensor:
@@ -117,16 +118,21 @@ def palette() -> list[int]:
     return out
 
 
-def read_mask(path: str | Path) -> torch.Tensor:
-    """An index or palette PNG -> uint8 H x W class indices. Raises BadMask with the reason."""
+def read_mask(path: str | Path, colours: dict[tuple[int, int, int], int] | None = None) -> torch.Tensor:
+    """An index or palette PNG -> uint8 H x W class indices; with `colours` (a labelmap.txt) a colour
+    (RGB, or palette) mask is read by its colours instead. Raises BadMask with the reason."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             mode = im.mode
+            if colours is not None and mode not in ("L", "LA", "I", "I;16", "1"):
+                return _colour_classes(np.array(im.convert("RGB")), colours)
             arr = np.array(im)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise BadMask(f"cannot be read as an image ({type(e).__name__})") from None
+    if arr.ndim == 3 and mode in ("LA", "La", "PA"):
+        arr = arr[..., 0]  # gray (or palette index) + alpha, as image editors export: the values are the first band
     if arr.ndim == 3:
         # Gray masks saved as RGB are common; a truly coloured mask has no class indices to read.
         if arr.shape[2] >= 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
@@ -138,6 +144,20 @@ def read_mask(path: str | Path) -> torch.Tensor:
             raise BadMask(f"holds values up to {int(arr.max())}; mask values must be class indices 0..254")
         arr = arr.astype(np.uint8)
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _colour_classes(rgb: np.ndarray, colours: dict[tuple[int, int, int], int]) -> torch.Tensor:
+    """uint8 H x W class indices of an H x W x 3 colour mask; BadMask naming a colour `colours` lacks."""
+    keys = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    found, inverse = np.unique(keys, return_inverse=True)
+    lut = np.empty(len(found), np.uint8)
+    for k, key in enumerate(found.tolist()):
+        colour = (key >> 16, (key >> 8) & 255, key & 255)
+        if colour not in colours:
+            raise BadMask(f"holds the colour {','.join(map(str, colour))}, which labelmap.txt does not list "
+                          f"(it lists {len(colours)} colours)")
+        lut[k] = colours[colour]
+    return torch.from_numpy(np.ascontiguousarray(lut[inverse.reshape(keys.shape)]))
 
 
 def write_mask(mask: torch.Tensor, path: str | Path) -> None:

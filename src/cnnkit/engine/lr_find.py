@@ -94,11 +94,14 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
 
     Per step i: the next batch of the task's training loader (cycled over epochs when it is shorter
     than `steps`), the loss from `task.loss`, backward, clipping and the step of the configured
-    optimiser at lr_schedule(...)[i]. Returns (lrs, raw losses, smoothed losses, why it stopped
-    early or None); the loss at lrs[i] is the one measured before the step taken with lrs[i].
+    optimiser at lr_schedule(...)[i]. Each step is a training step of the run: its loader (augmentation,
+    MixUp/CutMix), its loss (label smoothing, class weights), its threads (set by `resolve_run`), and
+    `train.channels_last` and `train.amp` applied as `Trainer` applies them. Returns (lrs, raw losses,
+    smoothed losses, why it stopped early or None); the loss at lrs[i] is the one measured before the
+    step taken with lrs[i]. The model comes back with its weights and memory format as they were.
     """
     from cnnkit.engine.optim import build_optimizer
-    from cnnkit.engine.trainer import optimizer_step
+    from cnnkit.engine.trainer import optimizer_step, set_memory_format, use_amp
 
     cfg, task, model, device = run.cfg, run.task, run.model, run.device
     loader = task.loader(run.bundle.train, cfg, run.info, train=True)
@@ -106,8 +109,9 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
         raise CnnkitError(f"The training split of {run.info.name} is smaller than one batch "
                           f"({len(run.bundle.train)} < train.batch_size={cfg.train.batch_size}).")
     saved = copy.deepcopy(model.state_dict())
+    nhwc = set_memory_format(model, cfg)  # before the optimiser takes the parameters, as in training
     optimizer = build_optimizer(model, cfg.train)
-    amp = cfg.train.amp and device.type == "cuda"
+    amp = use_amp(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     lrs, losses, smoothed, stopped, avg = [], [], [], None, 0.0
     was_training = model.training
@@ -135,6 +139,8 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
                 progress(i + 1, smoothed[-1])
     finally:
         model.load_state_dict(saved)
+        if nhwc:
+            model.to(memory_format=torch.contiguous_format)
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return lrs, losses, smoothed, stopped
@@ -159,6 +165,7 @@ def find_lr(cfg: Config, start_lr: float = 1e-6, end_lr: float = 10.0, steps: in
     `train.out` (default runs/<data>-<model>-lr-find[-N]) and print the suggestion. Raises
     `CnnkitError` for a bad range or steps, `--resume`, or anything resolving the run raises."""
     from cnnkit.engine.run import resolve_run
+    from cnnkit.engine.trainer import use_amp
 
     if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (start_lr, end_lr)):
         raise CnnkitError(f"--find-lr-start and --find-lr-end must be finite numbers, got {start_lr!r} and {end_lr!r}.")
@@ -181,7 +188,8 @@ def find_lr(cfg: Config, start_lr: float = 1e-6, end_lr: float = 10.0, steps: in
     lowest = lrs[int(np.argmin(smoothed))]
     setup = {"task": c.task, "data": run.info.name, "model": c.model.name, "optimizer": c.train.optimizer,
              "batch_size": c.train.batch_size, "weight_decay": c.train.weight_decay, "seed": c.train.seed,
-             "device": str(run.device)}
+             "device": str(run.device), "channels_last": bool(c.train.channels_last),
+             "amp": use_amp(c, run.device)}
     out = make_run_dir(c, create=False, suffix="-lr-find")
     result = LRFind(out, lrs, losses, smoothed, lr, rule, lowest, start_lr, end_lr, steps, stopped, setup)
     write_result(result)
@@ -227,7 +235,8 @@ def plot(result: LRFind) -> Path:
 def _print(r: LRFind, console: Console) -> None:
     s = r.setup
     ended = f"stopped early: {r.stopped}" if r.stopped else "ran to the end"
-    console.print(f"LR range test: {s['model']} on {s['data']} ({s['task']}), {s['optimizer']}, "
+    form = "".join(f", {k}" for k in ("channels_last", "amp") if s.get(k))
+    console.print(f"LR range test: {s['model']} on {s['data']} ({s['task']}), {s['optimizer']}{form}, "
                   f"batch {s['batch_size']}, lr {r.start_lr:g} -> {r.end_lr:g} over {len(r.lrs)}/{r.steps} steps; "
                   f"{ended}",
                   highlight=False, soft_wrap=True)

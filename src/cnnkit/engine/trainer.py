@@ -138,8 +138,7 @@ class Training:
         self.cfg, self.task, self.model, self.device = run.cfg, run.task, run.model, run.device
         self.main = dist.is_main
         cfg, task, bundle = run.cfg, run.task, run.bundle
-        if cfg.train.channels_last:  # before the optimiser and EMA copy take the parameters
-            self.model.to(memory_format=torch.channels_last)
+        set_memory_format(self.model, cfg)  # before the optimiser and EMA copy take the parameters
         self.train_loader = task.loader(bundle.train, cfg, run.info, train=True)
         self.val_loader = task.loader(bundle.val, cfg, run.info, train=False)
         self.steps = len(self.train_loader)
@@ -171,7 +170,7 @@ class Training:
 
     @property
     def amp(self) -> bool:
-        return self.cfg.train.amp and self.device.type == "cuda"
+        return use_amp(self.cfg, self.device)
 
     def _restore(self, resume: Resume) -> None:
         """Weights, optimiser, schedule, EMA, early stopping, history, RNG and counters from last.pt."""
@@ -318,6 +317,22 @@ class Training:
             self.console.print(f"[bold green]done[/] test: {shown}  ({train_seconds:.0f}s training)")
             self.console.print(f"run directory: {run_dir}  (plots/, report.html, best.pt, metrics.csv)")
         return Run(run_dir, test_metrics, val_metrics, summary)
+
+
+def set_memory_format(model: torch.nn.Module, cfg: Config) -> bool:
+    """Put the weights in NHWC (channels_last) when `train.channels_last` says so (conv activations
+    follow their weights' format); True when it did. Shared by training and the LR range test, so
+    the test's steps run at the speed and with the numerics of the run it advises."""
+    if not cfg.train.channels_last:
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
+
+
+def use_amp(cfg: Config, device: torch.device) -> bool:
+    """Mixed precision (autocast + GradScaler): `train.amp` on a CUDA device. Shared by training and
+    the LR range test."""
+    return bool(cfg.train.amp) and device.type == "cuda"
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -46,19 +47,18 @@ def metrics_table(metrics: dict[str, Any]) -> None:
                       highlight=False, soft_wrap=True)
 
 
-def predictions(records: list[dict[str, Any]], save_dir: str | None) -> None:
+def predictions(records: list[dict[str, Any]], save_dir: str | None,
+                describe: Callable[[dict[str, Any]], str]) -> None:
+    """One row per input: its file and `describe(record)` (the task's line: `Task.describe`), or its
+    error in red. Names and labels are printed as given, never read as rich markup."""
     t = Table(title="predictions")
     t.add_column("file")
     t.add_column("prediction")
     for r in records:
         if "error" in r:
-            t.add_row(r["file"], f"[red]{r['error']}[/]")
-        elif "label" in r:
-            t.add_row(r["file"], f"{r['label']} ({r['score']:.3f})")
+            t.add_row(escape(str(r["file"])), f"[red]{escape(str(r['error']))}[/]")
         else:
-            summary = {k: v for k, v in r.items() if k != "file" and not isinstance(v, (list, dict))}
-            n = {k: len(v) for k, v in r.items() if isinstance(v, list)}
-            t.add_row(r["file"], json.dumps({**summary, **n}, ensure_ascii=False))
+            t.add_row(escape(str(r["file"])), escape(describe(r)))
     console.print(t)
     if save_dir:
         console.print(f"drawings written to {save_dir}")

@@ -105,7 +105,7 @@ def _add_docs(app: FastAPI) -> None:
     assets = Path(spec.submodule_search_locations[0]) / "static"
     app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD as in routes.get
     async def docs():
         return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",

@@ -1,5 +1,8 @@
 """The HTTP endpoints: /predict, /explain, /health, /info, /metrics, and the page at /.
 
+Every GET route also answers HEAD (the same status and headers, no body): load balancers and uptime
+checkers probe with HEAD, and FastAPI's `router.get`, unlike Starlette's `Route`, registers GET only.
+
 Each handler reads the app's `Served` state (`request.app.state.served`); inference runs on the
 batcher's thread and images larger than `INLINE_PIXELS` are decoded in the thread pool, so the event
 loop only moves bytes, reads headers and decodes thumbnails.
@@ -33,6 +36,17 @@ router = APIRouter()
 # 258 -> 297 images/s, one round each); bigger ones go to the pool (a 256 x 256 PNG of random noise
 # decodes in 1.2 ms) so the loop keeps answering meanwhile.
 INLINE_PIXELS = 256 * 256
+
+
+def get(path: str, **kwargs):
+    """`router.get`, plus a HEAD route to the same handler behind the same dependencies (the token).
+    The HEAD twin stays out of the OpenAPI schema: one method per route there, or FastAPI warns
+    about a duplicate operation id. The server (uvicorn) sends no body for HEAD."""
+    def register(endpoint):
+        router.add_api_route(path, endpoint, methods=["GET"], **kwargs)
+        router.add_api_route(path, endpoint, methods=["HEAD"], **{**kwargs, "include_in_schema": False})
+        return endpoint
+    return register
 
 
 async def authorized(request: Request, _=Depends(_bearer)) -> None:
@@ -111,7 +125,7 @@ async def explain(request: Request, method: Literal["gradcam", "ig", "occlusion"
     return Response(png, media_type="image/png")
 
 
-@router.get("/health", summary="Liveness: open without a token")
+@get("/health", summary="Liveness: open without a token")
 async def health(request: Request) -> JSONResponse:
     served = request.app.state.served
     ok = not served.draining
@@ -119,7 +133,7 @@ async def health(request: Request) -> JSONResponse:
                         status_code=200 if ok else 503)
 
 
-@router.get("/info", dependencies=[Depends(authorized)], summary="The model card")
+@get("/info", dependencies=[Depends(authorized)], summary="The model card")
 async def info(request: Request) -> dict:
     served = request.app.state.served
     s, lim = served.settings, served.settings.limits
@@ -129,13 +143,13 @@ async def info(request: Request) -> dict:
         "formats": list(lim.formats), "token_required": s.token is not None}})
 
 
-@router.get("/metrics", dependencies=[Depends(authorized)], response_class=Response,
-            summary="Prometheus text: requests, latency, batch sizes, queue depth")
+@get("/metrics", dependencies=[Depends(authorized)], response_class=Response,
+     summary="Prometheus text: requests, latency, batch sizes, queue depth")
 async def metrics(request: Request) -> Response:
     m = request.app.state.served.metrics
     return Response(m.render(), media_type=m.content_type)
 
 
-@router.get("/", include_in_schema=False)
+@get("/", include_in_schema=False)
 async def page(request: Request) -> FileResponse:
     return FileResponse(request.app.state.served.static / "index.html", media_type="text/html")

@@ -6,7 +6,8 @@ file in `tasks/` registered in `TASKS`. A task says what its model answers with 
 and what it needs from the data (`target`); code outside `tasks/` asks those, never the
 task's name. Per step: the engine moves a loader's batch with `to_device`, asks for `loss`
 in train mode and `predict` in eval mode, and feeds predictions to the task's metric. Per
-input file: `model_input` -> `predict_one` -> `record` (JSON) and `draw` (pictures).
+input file: `model_input` -> `predict_one` -> `record` (JSON), `draw` (pictures) and `describe`
+(its line in `cnnkit predict`'s table).
 """
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ class Drawing:
 def image_side(value: int | tuple | list) -> list[int]:
     """`data.image_size` (an int or [h, w]) -> [h, w]."""
     return [int(value), int(value)] if isinstance(value, int) else [int(v) for v in value]
+
+
+def listed(items: list[str], limit: int = 4) -> str:
+    """The first `limit` items joined by commas, then how many more: "a, b, c, d, +3 more" (a line
+    of `cnnkit predict`'s table, kept short enough for an 80-column terminal)."""
+    more = f", +{len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 TASK_KEYS = {"data.augment_start_epoch": 1, "model.flip_tta": False}  # key -> its default (= off)
@@ -163,6 +171,12 @@ class Task:
              **options: Any) -> list[Drawing]:
         """Pictures of one prediction (`name`: the input's file name)."""
         return []
+
+    def describe(self, record: dict[str, Any]) -> str:
+        """One line of plain text for one `record` in `cnnkit predict`'s table (`--json` prints the
+        record itself). Default: its numbers as "key value" ("value 6.832")."""
+        return ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)) or "-"
 
     def result_files(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """JSON files written once per predict call into the save directory, by file name."""

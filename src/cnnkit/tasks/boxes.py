@@ -16,6 +16,7 @@ from torch import nn
 
 from cnnkit.config import Config
 from cnnkit.data.base import DatasetInfo
+from cnnkit.tasks.base import listed
 
 
 def side(value) -> int:
@@ -79,6 +80,16 @@ def coco_bbox(box: torch.Tensor) -> list[float]:
 
 def category_ids(meta: dict[str, Any]) -> list[int]:
     return meta["preprocess"].get("category_ids") or list(range(1, len(meta["classes"]) + 1))
+
+
+def objects_text(objects: list[dict[str, Any]], nouns: tuple[str, str]) -> str:
+    """A box record's line in the predict table: "3 boxes: 7 (0.91), 1 (0.88), 4 (0.52)", best score
+    first (at most 4 named); `nouns` is (one, several)."""
+    if not objects:
+        return f"no {nouns[1]}"
+    best = sorted(objects, key=lambda o: -(o["score"] if o["score"] == o["score"] else -1.0))  # NaN last
+    named = listed([f"{o['category']} ({o['score']:.2f})" for o in best])
+    return f"{len(objects)} {nouns[len(objects) > 1]}: {named}"
 
 
 def size_fields(index: int, image: torch.Tensor) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Image classification: cross-entropy on logits; accuracy, top-5, macro-F1, confusion matrix.
+"""Image classification: cross-entropy on logits; accuracy, top-5 (with more than 5 classes), macro-F1,
+confusion matrix.
 
 Metrics come from torchmetrics (DESIGN rule 7). The model is any registered classifier
 (or a layer-list spec) returning N x num_classes logits.
@@ -23,7 +24,19 @@ from cnnkit.tasks import TASKS
 from cnnkit.tasks.base import Drawing, Task, image_side
 
 
+TOP_K = 5  # the "top5" metric's k
+
+
+def label_text(record: dict[str, Any]) -> str:
+    """A classification record's line in the predict table: "8 (0.905)", the top class and its score."""
+    return f"{record['label']} ({record['score']:.3f})"
+
+
 class ClassificationMetric:
+    """accuracy, top5, macro_f1, loss, per-class precision/recall/F1 and the confusion matrix; `top5`
+    only with more than TOP_K classes: with fewer every label is among the top 5, so it is 1.0 by
+    definition and says nothing. Its absence here keeps it out of every log, table, file and plot."""
+
     def __init__(self, classes: list[str]):
         k = len(classes)
         self.classes = classes
@@ -31,7 +44,7 @@ class ClassificationMetric:
         # not wait for the other ranks' states, or compute() blocks forever in its all-gather.
         local = {"sync_on_compute": False}
         self.acc = MulticlassAccuracy(k, average="micro", **local)
-        self.top5 = MulticlassAccuracy(k, top_k=min(5, k), average="micro", **local)
+        self.top5 = MulticlassAccuracy(k, top_k=TOP_K, average="micro", **local) if k > TOP_K else None
         self.f1 = MulticlassF1Score(k, average="macro", **local)
         self.per_p = MulticlassPrecision(k, average=None, **local)
         self.per_r = MulticlassRecall(k, average=None, **local)
@@ -44,18 +57,20 @@ class ClassificationMetric:
         self.loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         self.n += len(target)
         for m in (self.acc, self.top5, self.f1, self.per_p, self.per_r, self.per_f1, self.cm):
-            m.update(logits, target)
+            if m is not None:
+                m.update(logits, target)
 
     def compute(self) -> dict[str, Any]:
+        top5 = {} if self.top5 is None else {"top5": float(self.top5.compute()) if self.n else float("nan")}
         if self.n == 0:
-            return {"accuracy": float("nan"), "top5": float("nan"), "macro_f1": float("nan"), "loss": float("nan")}
+            return {"accuracy": float("nan"), **top5, "macro_f1": float("nan"), "loss": float("nan")}
         per_class = {
             name: {"precision": float(p), "recall": float(r), "f1": float(f)}
             for name, p, r, f in zip(self.classes, self.per_p.compute(), self.per_r.compute(), self.per_f1.compute())
         }
         return {
             "accuracy": float(self.acc.compute()),
-            "top5": float(self.top5.compute()),
+            **top5,
             "macro_f1": float(self.f1.compute()),
             "loss": self.loss_sum / self.n,
             "per_class": per_class,
@@ -221,6 +236,9 @@ class ClassifyTask(Task):
     def predict_one(self, model: nn.Module, x: torch.Tensor, image: torch.Tensor, **options) -> torch.Tensor:
         """Class probabilities (K,)."""
         return model(x).float().softmax(1)[0].cpu()
+
+    def describe(self, record: dict[str, Any]) -> str:
+        return label_text(record)
 
     def record(self, prob: torch.Tensor, image: torch.Tensor, meta: dict[str, Any], index: int, top_k: int = 5,
                **options) -> dict[str, Any]:

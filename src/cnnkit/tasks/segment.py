@@ -30,7 +30,7 @@ from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.data.segmentation import IGNORE_INDEX, SegFileSplit, SegLoader, SegSplit, pixel_counts
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.base import Drawing, Task, image_side
+from cnnkit.tasks.base import Drawing, Task, image_side, listed
 from cnnkit.tasks.segmentation_metrics import SegmentationMetric
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
@@ -189,6 +189,13 @@ class SegmentTask(Task):
         return {"height": int(mask.shape[0]), "width": int(mask.shape[1]),
                 "pixels": {c: int(n) for c, n in zip(classes, counts)},
                 "classes_present": [c for c, n in zip(classes, counts) if n > 0]}
+
+    def describe(self, record: dict[str, Any]) -> str:
+        """"background 91.2%, 3 5.1%, 7 3.7%": the classes present and their share of the image's pixels,
+        largest first (the counts, and the masks with --save-dir, are in the record)."""
+        total = max(1, record["height"] * record["width"])
+        present = sorted(((c, n) for c, n in record["pixels"].items() if n), key=lambda cn: -cn[1])
+        return listed([f"{c} {100 * n / total:.1f}%" for c, n in present])
 
     def draw(self, image: torch.Tensor, mask: torch.Tensor, meta: dict[str, Any], name: str,
              **options) -> list[Drawing]:

@@ -12,7 +12,7 @@ from torch import nn
 
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.tasks import TASKS
-from cnnkit.tasks.classify import ClassificationMetric
+from cnnkit.tasks.classify import ClassificationMetric, label_text
 from cnnkit.tasks.sequence import SequenceTask
 
 
@@ -36,6 +36,9 @@ class SeqClassifyTask(SequenceTask):
 
     def new_metric(self, info: DatasetInfo) -> ClassificationMetric:
         return ClassificationMetric(info.classes)
+
+    def answer(self, record: dict[str, Any]) -> str:
+        return label_text(record)
 
     def record(self, logits: torch.Tensor, image: Any, meta: dict[str, Any], index: int, top_k: int = 5,
                **options: Any) -> dict[str, Any]:

@@ -82,6 +82,9 @@ class SeqRegressTask(SequenceTask):
     def new_metric(self, info: DatasetInfo) -> RegressionMetric:
         return RegressionMetric()
 
+    def answer(self, record: dict[str, Any]) -> str:
+        return f"{record['value']:.4g}"
+
     def record(self, out: torch.Tensor, image: Any, meta: dict[str, Any], index: int, **options: Any) -> dict[str, Any]:
         seq = meta["preprocess"]["sequence"]
         return {"value": float(out.flatten()[0]) * float(seq["target_std"]) + float(seq["target_mean"])}

@@ -104,6 +104,16 @@ class SequenceTask(Task):
         seq = preprocess["sequence"]
         return Encoder(seq["vocab"], seq["tokenizer"], seq["max_length"]).batch(texts)
 
+    def describe(self, record: dict[str, Any]) -> str:
+        """"CCO -> 6.832": the string (cut at 40 characters; the file column says only where it came
+        from), then the task's `answer`."""
+        text = record.get("input", "")
+        return f"{text if len(text) <= 40 else text[:39] + '…'} -> {self.answer(record)}"
+
+    def answer(self, record: dict[str, Any]) -> str:
+        """What the model said of one string, in a few words (`describe`)."""
+        raise NotImplementedError
+
     def predict_inputs(self, model: nn.Module, meta: dict[str, Any], inputs: Any, save_dir: Path | None = None,
                        **options: Any) -> list[dict[str, Any]]:
         """One record per string, in input order: {"file": where, "input": the string, ...the task's

@@ -228,9 +228,9 @@ HOSTILE = {
     "bbox missing": (_set("annotations", "bbox", MISSING), "bad_annotation", True),
     "bbox null coordinate": (_set("annotations", "bbox", [None, 3, 10, 8]), "bad_annotation", True),
     "bbox list coordinate": (_set("annotations", "bbox", [2, WRONG, 10, 8]), "bad_annotation", True),
-    "category_id null": (_set("annotations", "category_id", None), "unknown_class", True),
+    "category_id null": (_set("annotations", "category_id", None), "bad_annotation", True),
     "category_id list": (_set("annotations", "category_id", WRONG), "unknown_class", True),
-    "category_id missing": (_set("annotations", "category_id", MISSING), "unknown_class", True),
+    "category_id missing": (_set("annotations", "category_id", MISSING), "bad_annotation", True),
     "iscrowd null": (_set("annotations", "iscrowd", None), "bad_annotation", True),  # read as 0, with a note
     "iscrowd string": (_set("annotations", "iscrowd", "yes"), "bad_annotation", True),
     "iscrowd missing": (_set("annotations", "iscrowd", MISSING), None, True),
@@ -256,6 +256,14 @@ HOSTILE = {
     "annotations missing": (_top("annotations", MISSING), "no_boxes", False),
     "categories null": (_top("categories", None), "bad_annotation", False),
     "categories string": (_top("categories", "red"), "bad_annotation", False),
+    # numbers past float range and digit strings past int() limit: a listed bad value, not OverflowError
+    "bbox huge integer": (_set("annotations", "bbox", [10**400, 3, 10, 8]), "bad_annotation", True),
+    "polygon huge integer": (_set("annotations", "segmentation", [[1, 10**400, 5, 1, 5, 5]]), "bad_annotation",
+                             True),
+    "width huge integer": (_set("images", "width", 10**400), None, True),
+    "category id 5000 digits": (_set("categories", "id", "9" * 5000), "bad_annotation", False),
+    # converters write ids as strings in one list and numbers in the other: one id
+    "image_id as string": (lambda d: [a.update(image_id=str(a["image_id"])) for a in d["annotations"]], None, True),
 }
 
 

@@ -34,7 +34,7 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
-from cnnkit.data.decode import BadImage, probe_image, read_image
+from cnnkit.data.decode import BadImage, exif_orientation, probe_image, read_image
 from cnnkit.data.detection import DetectionSplit, complete_splits, segmentation_problem
 from cnnkit.data.splits import check_bad_files
 from cnnkit.errors import CnnkitError
@@ -146,7 +146,15 @@ def _check_image(rec: RawImage, decode: bool) -> tuple[str, str] | None:
     if rec.width is None or rec.height is None:
         rec.width, rec.height = float(w), float(h)
     elif (round(rec.width), round(rec.height)) != (w, h):
-        return "size_mismatch", f"annotation says {rec.width:g}x{rec.height:g} but the image is {w}x{h}"
+        said = f"annotation says {rec.width:g}x{rec.height:g} but the image is {w}x{h}"
+        if (round(rec.width), round(rec.height)) == (h, w) and exif_orientation(rec.file) in (5, 6, 7, 8):
+            # Phone photos: the tool measured (and probably drew on) the stored pixels, cnnkit shows the photo
+            # turned upright as its EXIF orientation asks, so the boxes would land on the wrong pixels.
+            return "size_mismatch", (f"{said} once turned upright by its EXIF orientation ({h}x{w} as stored): the "
+                                     "annotation tool ignored the orientation, so its boxes fit the unrotated "
+                                     "pixels; turn the files upright (e.g. `mogrify -auto-orient`) and annotate "
+                                     "them again")
+        return "size_mismatch", said
     return None
 
 
@@ -206,9 +214,12 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
     lost: Counter = Counter()  # class index -> training boxes in images left out for a bad box
     left_out: list[BadFile] = []
     n_images = n_boxes = clipped = duplicates = bad_boxes = 0
+    first_train_bad = None  # why the first train image was left out, should none be left
     for c in walk(scan, decode=False):
         n_images += 1
         n_boxes += len(c.rec.boxes)
+        if c.split == "train" and first_train_bad is None and (c.fault or c.bad_boxes):
+            first_train_bad = BadFile(c.rec.file, f"{c.fault[0]}: {c.fault[1]}") if c.fault else _left_out(c)
         if c.fault:
             bad.append(BadFile(c.rec.file, f"{c.fault[0]}: {c.fault[1]}"))
         elif c.bad_boxes:
@@ -246,6 +257,12 @@ def scan_to_bundle(scan: Scan, cfg: Config, source: str) -> DataBundle:
     if not kept and bad:
         raise CnnkitError(f"No image of {source} can be used: all {n_images} were left out (first: {bad[0].path}: "
                           f"{bad[0].reason}); `cnnkit data inspect {source}` lists why.")
+    if "train" in scan.splits and "train" not in kept:  # else complete_splits asks for a train subset it has
+        n = len(scan.splits["train"])
+        why = (f"all {n} of its images were left out (first: {first_train_bad.path}: {first_train_bad.reason})"
+               if n and first_train_bad else "its annotations list no image")
+        raise CnnkitError(f"The train subset of {source} has no usable image: {why}; `cnnkit data inspect "
+                          f"{source}` lists why.")
     channels, side = _image_facts(kept)
     splits = {s: _to_split(recs, channels) for s, recs in kept.items() if recs}
     train, val, test = complete_splits(splits, cfg, source)

@@ -5,20 +5,26 @@ Layouts read (the writer produces the first):
     ROOT/annotations/instances_{train,val,test}.json    + ROOT/images/{train,val,test}/<file_name>
     ROOT/annotations/instances_train2017.json ...       + ROOT/train2017/<file_name> (COCO's own)
     FILE.json                                            + images next to it or in images/
+    ROOT/{train,valid,test}/*.json                       + the images beside it (Roboflow's export)
 
-The subset comes from the json name (train / val / test in it); a single file is one pool
+The subset comes from the json name (train / val / test in it), else from its folder's name
+(train, val, valid, validation, test); a single file is one pool
 carved into train/val/test by `data.split_seed`. Boxes are `bbox` = [x, y, w, h] floats
 (kept as floats), classes are the categories sorted by id (the ids are kept for results
 files), `iscrowd` boxes are kept for evaluation and left out of training, and polygon or
 RLE `segmentation`s are decoded by pycocotools when a mask is asked for (instance
-segmentation).
+segmentation). A category that no annotation uses and that other categories name as their
+`supercategory` (Roboflow writes such a category 0) is a grouping, not a class: it is left
+out, with a note. Image ids are matched by value, so an annotation's `"image_id": "7"` finds
+the image `"id": 7`; `file_name`s written with Windows backslashes are read as paths.
 
 Hand-edited and third-party files hold nulls and wrong types; each becomes one sentence
 naming the json file and the entry, never a traceback: a category without an integer id
 or a name stops loading (`AnnotationError`, `bad_annotation` in inspect); an annotation
-whose bbox, iscrowd or segmentation cannot be read leaves its image out, listed with the
-reason (its object must not become background); an image entry without id or file_name
-is listed; a null iscrowd is read as 0 with a note.
+whose bbox, iscrowd or segmentation cannot be read, or that has no category_id, leaves its
+image out, listed with the reason (its object must not become background); an image entry without id or file_name
+is listed; a null iscrowd is read as 0 with a note. A file without "annotations" is read as
+background images, with a note (its images have no boxes).
 
 The writer stores in-memory instance masks as compressed RLE and keeps `file_name`s, float
 boxes and the category ids, so reading its output gives back the same boxes, labels and
@@ -36,14 +42,15 @@ import numpy as np
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside
-from cnnkit.data.decode import data_files
+from cnnkit.data.containment import inside, portable
+from cnnkit.data.decode import data_files, hidden_name
 from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def _looks_like_coco(f: Path) -> bool:
@@ -67,6 +74,9 @@ def _json_files(path: Path) -> tuple[list[Path], list[Path]]:
         return ([path], []) if _looks_like_coco(path) else ([], [])
     folder = path / "annotations" if (path / "annotations").is_dir() else path
     candidates = data_files(folder, (".json",), recursive=False)
+    if not candidates and folder == path:  # Roboflow: train/_annotations.coco.json, valid/..., test/...
+        candidates = [f for d in sorted(path.iterdir()) if d.is_dir() and not hidden_name(d.name)
+                      and d.name.lower() in SPLIT_FOLDERS for f in data_files(d, (".json",), recursive=False)]
     files = [f for f in candidates if _looks_like_coco(f)]
     instances = [f for f in files if f.name.startswith("instances")]
     return (instances, []) if instances else (files, [f for f in candidates if f not in files])
@@ -81,6 +91,8 @@ def _split_of(f: Path, n_files: int) -> str:
     for s in SPLITS:
         if s in name:
             return s
+    if f.parent.name.lower() in SPLIT_FOLDERS:
+        return SPLIT_FOLDERS[f.parent.name.lower()]
     if n_files == 1:
         return "all"
     raise CnnkitError(f"Cannot tell which subset {f} holds: put train, val or test in its name.")
@@ -101,11 +113,14 @@ def _image_root(root: Path, f: Path, split: str, first: str | None) -> Path:
 
 def _read_json(f: Path) -> dict[str, Any]:
     try:
-        text = f.read_text()
-        if not text.strip():
+        raw = f.read_bytes()
+        if not raw.strip():
             raise AnnotationError(f, f"{f} is empty; write the COCO instances json there or remove the file.")
-        data = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(raw)  # bytes: json reads UTF-8 with or without the BOM Windows tools write, and UTF-16
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f, f"{f} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                                 "save it as UTF-8.") from None
+    except (OSError, json.JSONDecodeError) as e:
         raise AnnotationError(f, f"{f} is not readable JSON ({e}); fix or remove it.") from None
     except RecursionError:
         raise AnnotationError(f, f"{f} nests its JSON deeper than Python can read; a COCO file is at most a few "
@@ -137,13 +152,22 @@ def _int_id(v) -> int | None:
     if isinstance(v, float) and v.is_integer():
         return int(v)
     if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v)
+        try:
+            return int(v)
+        except ValueError:  # more digits than Python converts (4300): no id anyone wrote
+            return None
     return None
 
 
 def _is_key(v) -> bool:
     """An image id usable as a key: a number or a string (never null, bool, list or object)."""
     return isinstance(v, (int, float, str)) and not isinstance(v, bool)
+
+
+def _key(v):
+    """The image id `v` as images and annotations are matched: integral values as int (7, 7.0 and "7"
+    are one id: converters write them differently in the two lists), other strings as written."""
+    return v if (k := _int_id(v)) is None else k
 
 
 def _categories(files: list[Path], datas: list[dict[str, Any]]) -> dict[int, str]:
@@ -198,6 +222,8 @@ def _coord(v) -> float | None:
         return float(v)  # "NaN" and "inf" strings pass: the box check calls them non-finite
     except ValueError:
         return None
+    except OverflowError:  # an integer past float range (10**400): a number, just not a finite one
+        return math.inf
 
 
 def _segmentation(v) -> tuple[Any, str | None]:
@@ -206,7 +232,8 @@ def _segmentation(v) -> tuple[Any, str | None]:
         return None, None
     if isinstance(v, list):
         ok = all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and
-                 all(_coord(x) is not None and not isinstance(x, str) and math.isfinite(x) for x in p) for p in v)
+                 all(not isinstance(x, str) and (c := _coord(x)) is not None and math.isfinite(c) for x in p)
+                 for p in v)
         return (v, None) if ok else (None, "has a segmentation that is not a list of [x1, y1, x2, y2, ...] polygons")
     if isinstance(v, dict):
         size, counts = v.get("size"), v.get("counts")
@@ -236,9 +263,9 @@ def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list, base: 
         if not _is_key(iid) or not isinstance(name, str) or not name.strip():
             issues.append(("bad_annotation", str(f), f"image entry {n} ({_js(im)}) lacks an id or a file_name"))
             continue
-        file = inside(base, os.path.relpath(root / name, base), allow=allow_outside, source=f,
+        file = inside(base, os.path.relpath(root / portable(name), base), allow=allow_outside, source=f,
                       what=f"image entry {n} (id {_js(iid)}) file_name", shown=repr(name))
-        recs.append(RawImage(str(file), iid, str(f), _num(im.get("width")), _num(im.get("height")),
+        recs.append(RawImage(str(file), _key(iid), str(f), _num(im.get("width")), _num(im.get("height")),
                              segmentations=[]))
     return recs
 
@@ -251,7 +278,9 @@ def _read_annotation(a: dict[str, Any], rec: RawImage, index: dict[int, int]) ->
     problem = problem or (crowd_problem if crowd is None else None) or seg_problem
     if problem:
         return problem
-    cid = a.get("category_id")
+    if a.get("category_id") is None:  # else it reads as an unknown class 'None'
+        return "has no \"category_id\" key" if "category_id" not in a else "has category_id null"
+    cid = a["category_id"]
     rec.boxes.append(box)
     rec.labels.append(index.get(_int_id(cid), -1) if _int_id(cid) is not None else -1)
     rec.names.append(str(cid))
@@ -271,6 +300,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         raise CnnkitError(f"No COCO annotation json found in {path} (expected annotations/instances_*.json).")
     datas = [_read_json(f) for f in files]
     cats = _categories(files, datas)
+    notes = _drop_groupings(cats, files, datas)
     ids = sorted(cats)
     index = {cid: k for k, cid in enumerate(ids)}
     splits: dict[str, list[RawImage]] = {}
@@ -283,7 +313,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         info = data.get("info")
         hflip_ok &= bool(info.get("hflip_ok", True)) if isinstance(info, dict) else True
         split = _split_of(f, len(files))
-        first = next((im["file_name"] for im in data["images"]  # the first usable one: a bad entry is listed
+        first = next((portable(im["file_name"]) for im in data["images"]  # the first usable one: a bad entry is listed
                       if isinstance(im, dict) and isinstance(im.get("file_name"), str)), None)
         root = _image_root(path, f, split, first)
         base = path if path.is_dir() else f.parent
@@ -292,14 +322,18 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         records: dict[Any, RawImage] = {}
         for rec in recs:
             records.setdefault(rec.image_id, rec)
+        if recs and data.get("annotations") is None:
+            notes[f"coco:no_annotations:{f}"] = (f"{f} has no \"annotations\" list: its {len(recs)} images are "
+                                                      "read as background (no boxes)")
         for n, a in enumerate(_entries(data, "annotations", f), start=1):
             if not isinstance(a, dict):
                 issues.append(("bad_annotation", str(f), f"annotation entry {n} ({_js(a)}) is not an object"))
                 continue
             aid, image_id = a.get("id", f"#{n}"), a.get("image_id")
-            rec = records.get(image_id) if _is_key(image_id) else None
+            rec = records.get(_key(image_id)) if _is_key(image_id) else None
             if rec is None:
-                issues.append(("unknown_image", str(f), f"annotation {aid} refers to an image id that is not listed"))
+                issues.append(("unknown_image", str(f), f"annotation {aid} refers to image id {_js(image_id)}, "
+                                                        "which the images list does not hold"))
                 continue
             problem = _read_annotation(a, rec, index)
             if problem == "null iscrowd":
@@ -308,13 +342,35 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 rec.faults.append(("bad_annotation", f"annotation {aid} {problem}"))
     hint = f"annotations were looked for in {', '.join(str(f) for f in files[:3])}"
     return Scan([cats[i] for i in ids], splits, issues, hflip_ok, category_ids=ids, remarks=remarks,
-                labels_hint=hint)
+                notes=notes, labels_hint=hint)
+
+
+def _drop_groupings(cats: dict[int, str], files: list[Path], datas: list[dict[str, Any]]) -> dict[str, str]:
+    """Remove from `cats` the categories no annotation uses whose name other categories give as their
+    supercategory (Roboflow's category 0): a model class for them could never be learned. Returns the note."""
+    used, parents = set(), {}
+    for f, data in zip(files, datas):
+        used |= {_int_id(a.get("category_id")) for a in _entries(data, "annotations", f) if isinstance(a, dict)}
+        for c in _entries(data, "categories", f):
+            parent = c.get("supercategory")
+            child = cats.get(_int_id(c.get("id")))
+            if isinstance(parent, str) and child not in (None, parent) and child not in parents.get(parent, []):
+                parents.setdefault(parent, []).append(child)
+    grouping = {cid: name for cid, name in cats.items() if cid not in used and name in parents}
+    if not grouping or len(grouping) == len(cats):
+        return {}
+    for cid in grouping:
+        del cats[cid]
+    shown = "; ".join(f"{cid} ({name!r}, the supercategory of {', '.join(parents[name][:3])})"
+                      for cid, name in grouping.items())
+    return {"coco:supercategory": f"left out category {shown}: no annotation uses it, so it is a grouping, "
+                                  "not a class"}
 
 
 def _num(v) -> float | None:
     """A declared width/height: a positive finite number, else None (the image header is used)."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    return float(v) if ok else None
+    c = None if isinstance(v, str) else _coord(v)
+    return c if c is not None and math.isfinite(c) and c > 0 else None
 
 
 @register_format("coco", task="detect", detect=detect, priority=20)

@@ -5,6 +5,9 @@ class-folders  root/<class>/*.png, or root/{train,val,test}/<class>/... (missing
 csv            a .csv with header `path,label` (optional `split` column); paths relative to the csv;
                labels are names or ints, checked against a `classes.txt` beside it when present.
 
+A set with a single class is refused (a classifier needs two; one folder is usually a
+detection export in a layout no box reader recognised).
+
 Files are listed first, the split is drawn over the listing (so fixing one bad file never
 reshuffles the others), headers are probed for channels and size, then images are decoded
 with `read_image` and resized to one size into a uint8 tensor — or, past ~2 GB, kept as paths
@@ -185,6 +188,10 @@ def files_bundle(listing: Listing, cfg: Config, name: str, fmt: str, verify: boo
     `verify` decodes every file even on the streaming path (slower; used by `cnnkit data inspect`)."""
     if cfg.data.in_memory not in ("auto", "yes", "no"):
         raise CnnkitError(f'data.in_memory must be auto, yes or no, got "{cfg.data.in_memory}".')
+    if len(listing.classes) < 2:  # often a detection export in a layout no box reader claimed
+        raise CnnkitError(f"{name} holds one class ({listing.classes[0] if listing.classes else 'none'}): a "
+                          "classifier needs at least two; add a folder (or label) per class, or, if the folder "
+                          "holds boxes or masks, see `cnnkit data --help` for the layouts cnnkit reads.")
     pool = listing.items["train"]
     have = {s for s in ("val", "test") if listing.items.get(s)}
     idx = carve_missing([y for _, y in pool], cfg, "val" in have, "test" in have)

@@ -16,7 +16,7 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo, TensorSplit
-from cnnkit.data.decode import hidden_name, read_idx
+from cnnkit.data.decode import hidden_name, read_idx, text_lines
 from cnnkit.data.limits import cap, raise_hint
 from cnnkit.data.registry import register_format
 from cnnkit.data.splits import carve_missing
@@ -90,7 +90,7 @@ def read_classes_txt(folder: Path) -> list[str] | None:
     path = folder / "classes.txt"
     if not path.is_file():
         return None
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return text_lines(path)
 
 
 def load_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,11 +6,13 @@ Layouts (a mask pairs with the image of the same file stem):
     ROOT/{train,val,test}/images   ROOT/{train,val,test}/masks    given subsets
     ROOT/images/{train,val,test}   ROOT/masks/{train,val,test}    given subsets, the other nesting
     ROOT/classes.txt (optional)    one class name per line; line i names mask value i
+    ROOT/labelmap.txt (optional)   CVAT's `name:r,g,b::` lines: masks are read by colour (labelmap.py)
 
 Masks are index PNGs (gray values = classes) or palette PNGs (palette indices = classes);
 255 is "ignore". Without classes.txt the classes are "background", "1", .., up to the
 largest value found. Images without a mask, masks without an image and pairs whose
-sizes differ are skipped and listed in `info.bad_files` (never dropped silently).
+sizes differ are skipped and listed in `info.bad_files` (never dropped silently); a mask
+saved as JPEG (or another lossy type) is not read, and its image's entry says so.
 Val/test subsets that are missing are carved out of train with `data.split_seed`.
 
 Binary masks saved as 0/255 (what most drawing tools and tutorials write; 0/128 and 0/254
@@ -25,6 +27,7 @@ at load time and is skipped as a bad file, as any mask with values outside the c
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,8 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
-from cnnkit.data.decode import IMAGE_EXTENSIONS, data_files
+from cnnkit.data.decode import IMAGE_EXTENSIONS, data_files, text_lines
+from cnnkit.data.formats.labelmap import read_labelmap
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.segmentation import (IGNORE_INDEX, MASK_EXTS, BadMask, MaskValues, SegFileSplit, read_mask,
                                       remap_counts, samples, segment_view, write_mask)
@@ -65,8 +69,11 @@ def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
 def pairs(images_dir: Path, masks_dir: Path) -> tuple[SegFileSplit, list[BadFile]]:
     """Images matched to masks by stem; the unmatched on either side come back as BadFiles."""
     images, masks = _files(images_dir, IMAGE_EXTENSIONS), _files(masks_dir, MASK_EXTS)
+    lossy = _files(masks_dir, tuple(IMAGE_EXTENSIONS - set(MASK_EXTS)))  # a.jpg masks: not read, but said so
     stems = sorted(set(images) & set(masks))
-    bad = [BadFile(str(images[s]), f"has no mask {masks_dir / (s + '.png')}") for s in sorted(set(images) - set(masks))]
+    bad = [BadFile(str(images[s]), f"has no mask {masks_dir / (s + '.png')}" + (
+        f" (only {lossy[s].name}, a lossy file whose compression blurs class values into others: save masks as PNG)"
+        if s in lossy else "")) for s in sorted(set(images) - set(masks))]
     bad += [BadFile(str(masks[s]), f"is a mask without an image in {images_dir}")
             for s in sorted(set(masks) - set(images))]
     split = SegFileSplit([str(images[s]) for s in stems], [str(masks[s]) for s in stems],
@@ -87,7 +94,7 @@ def read_classes(root: Path) -> list[str] | None:
     path = root / "classes.txt"
     if not path.is_file():
         return None
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = text_lines(path)
     if not names:
         raise CnnkitError(f"{path} lists no classes: write one class name per line (line 1 = mask value 0).")
     return names
@@ -99,31 +106,91 @@ def value_histograms(splits: dict[str, SegFileSplit], limit: int = SCAN_LIMIT) -
     paths = [p for s in splits.values() for p in s.mask_paths]
     if len(paths) > limit:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
+    colours = {p: s.colours for s in splits.values() for p in s.mask_paths}
     out = {}
     for p in paths:
         try:
-            out[p] = torch.bincount(read_mask(p).reshape(-1), minlength=256)
+            out[p] = torch.bincount(read_mask(p, colours[p]).reshape(-1), minlength=256)
         except BadMask:
             continue
     return out
 
 
+def with_labelmap(root: Path, splits: dict[str, SegFileSplit],
+                  classes: list[str] | None) -> tuple[dict[str, SegFileSplit], list[str] | None, dict[str, str]]:
+    """(splits reading their masks by colour, class names, a note) when ROOT/labelmap.txt exists (CVAT's
+    colour masks, `labelmap.py`), else (splits, classes, {}) unchanged."""
+    found = read_labelmap(root)
+    if found is None:
+        return splits, classes, {}
+    names, colours = found
+    note = (f"{root}: masks read by colour through labelmap.txt ({len(names)} classes: "
+            f"{', '.join(names[:4])}{', ..' if len(names) > 4 else ''})")
+    return {k: replace(s, colours=colours) for k, s in splits.items()}, names, {"labelmap": note}
+
+
+def colour_stop(splits: dict[str, SegFileSplit], root: Path) -> None:
+    """CnnkitError when the masks are colour pictures and no labelmap.txt says which colour is which
+    class (else every mask is unreadable and the run would stop later, blaming empty masks)."""
+    first = next((s for s in splits.values() if len(s) and s.colours is None), None)
+    if first is None:
+        return
+    try:
+        read_mask(first.mask_paths[0])
+    except BadMask as e:
+        if "colour" in str(e):
+            raise CnnkitError(f"the masks in {root} are colour images (e.g. {first.mask_paths[0]}), not class "
+                              "indices: add a labelmap.txt with one 'name:r,g,b::' line per class, background "
+                              "first (as CVAT's segmentation mask export writes it), or save the masks as index "
+                              "or palette PNGs (0 = background, 1, 2, ..).") from None
+
+
+def fits_default(hists: dict[str, torch.Tensor], default: list[str]) -> bool:
+    """Whether the mask values read (`hists`) look like indices into the `default` names (VOC's 21)
+    rather than a set of its own: at most half of the masks hold values past it (a stray value in a
+    few is left to `mask_problem`), and the values inside it either leave gaps in 1..max (a few of
+    VOC's classes, e.g. only 15 = person) or run all the way to its last class. A custom set numbers
+    its classes 1, 2, .., k without gaps, so 1..k with k short of the last is not VOC."""
+    per_mask = [set(torch.nonzero(h).flatten().tolist()) - {0, IGNORE_INDEX} for h in hists.values()]
+    if 2 * sum(1 for s in per_mask if max(s, default=0) >= len(default)) > len(per_mask):
+        return False
+    found = {v for s in per_mask for v in s if v < len(default)}
+    return bool(found) and (found != set(range(1, max(found) + 1)) or max(found) == len(default) - 1)
+
+
+def _shown(values) -> str:
+    values = sorted(values)
+    return ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+
+
 def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] | None, mode: str,
-                 source: str, default: list[str] | None = None,
-                 check: bool = True) -> tuple[list[str], dict[int, int] | None, str | None]:
-    """(classes, remap, note) for a set whose masks read gave `hists` (of `total` masks).
+                 source: str, default: list[str] | None = None, check: bool = True,
+                 default_name: str = "the default") -> tuple[list[str], dict[int, int] | None, dict[str, str]]:
+    """(classes, remap, notes) for a set whose masks read gave `hists` (of `total` masks); `notes`
+    holds one line each ("mask_255", "classes") on how the values were read.
 
     mode is `data.mask_255`: "auto" reads v as class 1 when the masks read hold only 0 and one
     value v > 1 that is not a class index (0/255, 0/128, 0/254 ...; says so in `note`), "class"
     always does (v = 255 unless the masks hold only 0 and v, so 0/1 and 0/255 masks mix), "ignore" never
     remaps (values are class indices, 255 is ignore). Classes: `classes` (a classes.txt) when
-    given, else `default` (VOC's names) for masks that are not binary, else "background", "1",
-    .. up to the largest class value. Raises CnnkitError (one sentence; only with `check`) for
+    given, else `default` (`default_name`, e.g. VOC's names) when the values fit it (`fits_default`;
+    a note says so), else "background", "1", .. up to the largest class value (a note says how to
+    name them). Raises CnnkitError (one sentence; only with `check`) for
     "class" on masks that hold other values too, and for masks whose values are not class
     indices (`values_problem`): blurred by lossy saving, or mixed binary conventions.
     """
     pixels = sum(hists.values(), torch.zeros(256, dtype=torch.int64))
     values = set(torch.nonzero(pixels).flatten().tolist())
+    notes: dict[str, str] = {}
+    named = "add classes.txt to name them (line i = mask value i)"
+    if classes is None and default:
+        if fits_default(hists, default):
+            notes["classes"] = (f"{source}: no classes.txt, and the mask values ({_shown(values - {0, IGNORE_INDEX})}) "
+                                f"fit {default_name} {len(default)} classes, so those names are used "
+                                f"({default[0]}, {default[1]}, .., {default[-1]}); if these are other classes, {named}")
+        else:
+            notes["classes"] = None  # said below, once the generic names are known (not for binary masks)
+            default = None
     known = classes or default
     remap = None
     if mode == "class":
@@ -140,17 +207,22 @@ def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] 
     problem = None if remap else values_problem(hists, values, known, mode, source)
     if problem and check:
         raise CnnkitError(problem)
-    note = None
     if remap and mode == "auto":
         (v,) = remap
         read = f"all {total} masks read" if len(hists) >= total else f"{len(hists)} of {total} masks read"
         keep = ("set data.mask_255=ignore to keep 255 as ignore" if v == IGNORE_INDEX
                 else f"if {v} is a class index, list the classes in classes.txt")
-        note = f"{source}: masks hold only 0 and {v}: {v} read as class 1 ({keep}; {read})"
+        notes["mask_255"] = f"{source}: masks hold only 0 and {v}: {v} read as class 1 ({keep}; {read})"
     if classes is None:
         top = max(torch.nonzero(remap_counts(pixels, remap)[:IGNORE_INDEX]).flatten().tolist(), default=0)
         classes = default if default and not remap else ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
-    return classes, remap, note
+        if remap:  # binary masks: the mask_255 note says how they are read
+            notes.pop("classes", None)
+        elif "classes" in notes and notes["classes"] is None and len(classes) > 1:
+            notes["classes"] = (f"{source}: no classes.txt, and the mask values ({_shown(values - {0, IGNORE_INDEX})}) "
+                                f"do not look like {default_name} classes, so only {len(classes)} classes are "
+                                f"used ({', '.join(classes[:4])}{', ..' if len(classes) > 4 else ''}); {named}")
+    return classes, remap, {k: v for k, v in notes.items() if v}
 
 
 def values_problem(hists: dict[str, torch.Tensor], values: set[int], known: list[str] | None, mode: str,
@@ -246,13 +318,16 @@ def carve(splits: dict[str, SegFileSplit], cfg: Config) -> tuple[SegFileSplit, S
 
 
 def finish(root: Path, found: dict[str, SegFileSplit], bad: list[BadFile], classes: list[str] | None,
-           cfg: Config, fmt: str, default: list[str] | None = None) -> DataBundle:
+           cfg: Config, fmt: str, default: list[str] | None = None, default_name: str = "the default") -> DataBundle:
     """Header-check every pair, read the mask values (`mask_reading`), carve missing splits, and
-    describe the data (shared with voc_seg; `default`: class names when there is no classes.txt)."""
+    describe the data (shared with voc_seg; `default`: class names, whose they are `default_name`,
+    for masks that fit them when there is no classes.txt)."""
+    found, classes, colour_note = with_labelmap(root, found, classes)
     checked, shapes = {}, []
     total = sum(len(s) for s in found.values()) + len(bad)
     for key, split in found.items():
         kept, more_bad, sh = header_check(split)
+        kept.colours = split.colours
         checked[key] = kept
         bad += more_bad
         shapes += sh
@@ -260,18 +335,22 @@ def finish(root: Path, found: dict[str, SegFileSplit], bad: list[BadFile], class
     if not shapes:
         raise CnnkitError(f"{root} holds no usable image + mask pairs; see `cnnkit data inspect {root}`.")
     hists = value_histograms(checked)
-    classes, remap, note = mask_reading(hists, len(shapes), classes, cfg.data.mask_255, str(root), default)
+    if not hists:
+        colour_stop(checked, root)
+    classes, remap, notes = mask_reading(hists, len(shapes), classes, cfg.data.mask_255, str(root), default,
+                                         default_name=default_name)
     train, val, test = carve(checked, cfg)
     for split in (train, val, test):
         seen = [hists[p] for p in split.mask_paths if p in hists]
         split.remap = remap
+        split.colours = next((s.colours for s in checked.values()), None)
         split.values = MaskValues(sum(seen, torch.zeros(256, dtype=torch.int64)), len(seen))
     sides = sorted(max(h, w) for h, w, _ in shapes)
     info = DatasetInfo(task="segment", classes=classes, channels=3 if any(c == 3 for *_, c in shapes) else 1,
                        image_size=sides[len(sides) // 2], name=str(root), hflip_ok=True, bad_files=bad,
                        extra={"counts": {"train": len(train), "val": len(val), "test": len(test)}, "format": fmt})
-    if note:
-        info.extra["notes"] = {"mask_255": note}
+    if notes or colour_note:
+        info.extra["notes"] = {**colour_note, **notes}
     return DataBundle(train, val, test, info)
 
 

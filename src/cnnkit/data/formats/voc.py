@@ -6,7 +6,9 @@
     ROOT/ImageSets/Main/{train,val,trainval,test}.txt   ids per subset (optional)
     ROOT/labels.txt (optional)           class order (classes.txt is read too); else the names
                                          found in the annotations, sorted
-A VOCdevkit folder with one VOC20xx inside is accepted too.
+A VOCdevkit folder with one VOC20xx inside is accepted too, and so is LabelImg's default: the
+<id>.xml files saved next to the images in one folder, no Annotations/ (read with a note).
+Tags are read without their XML namespace (<annotation xmlns="...">), as if it were absent.
 
 Classes are never VOC's 20 just because every name happens to be a VOC name (a cat/dog set
 stays 2 classes); to train on VOC's full list, put it in labels.txt (the writer does).
@@ -23,13 +25,14 @@ metric does; the writer writes crowd boxes as difficult.
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside
-from cnnkit.data.decode import data_files
+from cnnkit.data.containment import inside, portable
+from cnnkit.data.decode import data_files, text_lines
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
@@ -45,26 +48,48 @@ def _root(path: Path) -> Path | None:
     if (path / "Annotations").is_dir():
         return path
     inner = sorted(p for p in path.glob("VOC*") if (p / "Annotations").is_dir()) if path.is_dir() else []
-    return inner[0] if len(inner) == 1 else None
+    if len(inner) == 1:
+        return inner[0]
+    return path if path.is_dir() and beside_images(path) else None
+
+
+def beside_images(folder: Path) -> bool:
+    """True when `folder` holds LabelImg's default layout: <stem>.xml Pascal VOC files next to the
+    images <stem>.jpg they describe, no Annotations/ (checked by the root tag, so other XML is not taken)."""
+    images = {p.stem for p in data_files(folder, recursive=False)}
+    for xml in data_files(folder, (".xml",), recursive=False):
+        if xml.stem in images:
+            try:
+                head = xml.read_bytes()[:4096].decode("utf-8", "replace")
+            except OSError:
+                continue
+            if re.search(r"<(\w+:)?annotation[\s>]", head):
+                return True
+    return False
+
+
+def _folders(root: Path) -> tuple[str, str]:
+    """(annotation folder, image folder) relative to `root`: VOC's own, or "." for both in LabelImg's layout."""
+    return ("Annotations", "JPEGImages") if (root / "Annotations").is_dir() else (".", ".")
 
 
 def detect(path: Path) -> bool:
     return path.is_dir() and _root(path) is not None
 
 
-def _ids(root: Path) -> dict[str, list[str]]:
+def _ids(root: Path, annotations: Path) -> dict[str, list[str]]:
     lists = root / "ImageSets" / "Main"
     found = {}
     for s in (*SPLITS, "trainval"):
         f = lists / f"{s}.txt"
         if f.is_file():
-            found[s] = [ln.split()[0] for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+            found[s] = [ln.split()[0] for ln in text_lines(f)]
     if "trainval" in found:
         tv = found.pop("trainval")
         if "train" not in found:
             found["train"] = [i for i in tv if i not in set(found.get("val", []))]
     if not found:
-        found["all"] = sorted(p.stem for p in data_files(root / "Annotations", (".xml",), recursive=False))
+        found["all"] = sorted(p.stem for p in data_files(annotations, (".xml",), recursive=False))
     return found
 
 
@@ -79,12 +104,21 @@ def _text(node, tag: str, default: str = "") -> str:
     return child.text.strip() if child is not None and child.text else default
 
 
+def _local_tags(root: ET.Element) -> ET.Element:
+    """`root` with every tag stripped of its XML namespace: tools that write <annotation xmlns="...">
+    make ElementTree name each tag "{uri}object", which a plain find("object") never matches."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag.startswith("{"):
+            el.tag = el.tag.split("}", 1)[1]
+    return root
+
+
 def _classes(root: Path, names: set[str]) -> list[str]:
     """labels.txt (or classes.txt) when given, else the names found, sorted — never a superset."""
     for fname in ("labels.txt", "classes.txt"):
         f = root / fname
         if f.is_file():
-            return [ln.strip() for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+            return text_lines(f)
     return sorted(names)
 
 
@@ -97,24 +131,24 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     parsed: dict[str, list[RawImage]] = {}
     issues: list[tuple[str, str, str]] = []
     names: set[str] = set()
-    images = root / "JPEGImages"
-    by_stem = {p.stem: p for p in data_files(images, recursive=False)}
-    for split, ids in _ids(root).items():
+    ann_dir, img_dir = _folders(root)
+    by_stem = {p.stem: p for p in data_files(root / img_dir, recursive=False)}
+    for split, ids in _ids(root, root / ann_dir).items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
-            xml = inside(root, Path("Annotations") / f"{image_id}.xml", allow=allow_outside,
+            xml = inside(root, Path(ann_dir) / f"{image_id}.xml", allow=allow_outside,
                          source=_list_file(root, split), what="id", shown=repr(image_id))
             if not xml.is_file():
                 issues.append(("missing_annotation", str(xml), f"id {image_id!r} is listed in {_list_file(root, split)} "
                                                                f"but {xml} does not exist; add it or remove the id"))
                 continue
             try:
-                ann = ET.parse(xml).getroot()
+                ann = _local_tags(ET.parse(xml).getroot())
             except (OSError, ET.ParseError) as e:
                 issues.append(("bad_annotation", str(xml), f"cannot read the annotation: {e}"))
                 continue
-            fname = _text(ann, "filename") or f"{image_id}.jpg"
-            file = inside(root, Path("JPEGImages") / fname, allow=allow_outside, source=xml, what="<filename>",
+            fname = portable(_text(ann, "filename")) or f"{image_id}.jpg"  # C:\\Users\\..\\a.jpg from Windows tools
+            file = inside(root, Path(img_dir) / fname, allow=allow_outside, source=xml, what="<filename>",
                           shown=repr(fname))
             if not file.is_file() and Path(fname).stem in by_stem:
                 file = by_stem[Path(fname).stem]
@@ -135,14 +169,20 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 xmin, ymin, xmax, ymax = vals
                 rec.boxes.append([xmin - 1, ymin - 1, xmax, ymax])
                 rec.names.append(name)
-                rec.iscrowd.append(1 if _text(obj, "difficult", "0") in ("1", "true") else 0)
+                rec.iscrowd.append(1 if _text(obj, "difficult", "0").lower() in ("1", "true") else 0)
             recs.append(rec)
     classes = _classes(root, names)
     index = {c: k for k, c in enumerate(classes)}
     for recs in parsed.values():
         for rec in recs:
             rec.labels = [index.get(n, -1) for n in rec.names]
-    return Scan(classes, parsed, issues, labels_hint=f"<object> entries were looked for in {root / 'Annotations'}")
+    notes = {}
+    if ann_dir == ".":
+        n = sum(len(recs) for recs in parsed.values())
+        notes["voc:beside"] = (f"read {n} Pascal VOC .xml files next to the images in {root} (LabelImg's layout, "
+                               "no Annotations/ folder)")
+    return Scan(classes, parsed, issues, notes=notes,
+                labels_hint=f"<object> entries were looked for in {root / ann_dir}")
 
 
 def _float(text: str) -> float | None:

@@ -4,8 +4,10 @@
     ROOT/SegmentationClass/<id>.png           palette PNGs: index = class, 255 = void (ignored)
     ROOT/ImageSets/Segmentation/{train,val,test}.txt   ids per subset (optional: without them
                                               every mask is one pool, carved by data.split_seed)
-    ROOT/classes.txt (optional)               class names; VOC's 21 names otherwise ("background",
-                                              "1" for binary 0/255, 0/128.. masks: see mask_folder.mask_reading)
+    ROOT/classes.txt (optional)               class names; otherwise VOC's 21 names when the mask values
+                                              fit them (gaps in 1..20, or all of them), else "background",
+                                              "1", .. as found (a custom set numbered 1..k; binary 0/255,
+                                              0/128.. masks): one note says which (mask_folder.mask_reading)
 
 A VOC root may also hold detection boxes (Annotations/). This reader claims the folder
 ahead of the detection VOC reader when SegmentationClass/ exists, and hands it back to
@@ -21,7 +23,7 @@ from pathlib import Path
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle
 from cnnkit.data.containment import inside
-from cnnkit.data.decode import data_files, hidden_name
+from cnnkit.data.decode import data_files, hidden_name, text_lines
 from cnnkit.data.formats.mask_folder import finish, read_classes
 from cnnkit.data.registry import FORMATS, WRITERS, register_format
 from cnnkit.data.segmentation import SegFileSplit, samples, segment_view, write_mask
@@ -29,6 +31,7 @@ from cnnkit.data.segmentation import SegFileSplit, samples, segment_view, write_
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor"]
+DEFAULT_NAME = "Pascal VOC's"  # whose the default class names are, for notes
 SPLITS = ("train", "val", "test")
 
 
@@ -63,7 +66,7 @@ def scan(root: Path, allow_outside: bool = False) -> tuple[dict[str, SegFileSpli
     for s in SPLITS:
         f = lists / f"{s}.txt"
         if f.is_file():
-            ids[s] = [line.split()[0] for line in f.read_text(errors="replace").splitlines() if line.strip()]
+            ids[s] = [line.split()[0] for line in text_lines(f)]
             for stem in ids[s]:
                 inside(root, Path("SegmentationClass") / f"{stem}.png", allow=allow_outside, source=f, what="id",
                        shown=repr(stem))
@@ -99,7 +102,8 @@ def load(path: Path, cfg: Config) -> DataBundle:
     if wants_detection(root, cfg):
         return FORMATS["voc"].load(path, cfg)
     found, bad = scan(root, cfg.data.allow_outside_root)
-    return finish(root, found, bad, read_classes(root), cfg, "voc-seg", default=list(VOC_CLASSES))
+    return finish(root, found, bad, read_classes(root), cfg, "voc-seg", default=list(VOC_CLASSES),
+                  default_name=DEFAULT_NAME)
 
 
 @WRITERS.register("voc-seg")

@@ -4,17 +4,26 @@ Layouts read (the writer produces the first, Ultralytics' own):
 
     ROOT/data.yaml     names: [...] or {0: name, ...}; train/val/test: image folders or .txt
                        lists, relative to `path:` (default, and what the writer relies on:
-                       the yaml's folder)
+                       the yaml's folder); `nc` must agree with names (names default to
+                       class_0.. when only nc is given, as in Ultralytics)
     ROOT/images/<split>/<name>.png  +  ROOT/labels/<split>/<name>.txt
-    ROOT/classes.txt   one name per line, with images/[<split>/] and labels/[<split>/]
+    ROOT/classes.txt   one name per line (or obj.names: CVAT's YOLO 1.1 export), with images
+                       in images/[<split>/] or in ROOT itself ([<split>/], obj_<split>_data/:
+                       LabelImg and CVAT save them with the labels beside)
+
+Roboflow writes `train: ../train/images` in a data.yaml that sits beside train/; as in
+Ultralytics, a "../" entry that does not exist is read without its "../" (with a note).
 
 A label file has one line per box: `class cx cy w h`, normalised to the image's width and
-height (a polygon line `class x1 y1 x2 y2 ...` counts as its bounding box). The label
+height (a polygon line `class x1 y1 x2 y2 ...` counts as its bounding box). A line with
+coordinates past 1.5 (pixels, not fractions) or with a 6th column (a prediction's confidence)
+is a bad annotation whose message says so. The label
 file of `.../images/.../a.png` is `.../labels/.../a.txt` or, when labels/ has none, the
 `a.txt` beside the image (as many export tools write them; a note says how many were read,
 and inspect lists a differing one beside a labels/ file as `beside_labels`); an image
-without either is a background sample. A split path in data.yaml that does not exist, and
-a null or wrong-typed value in it, stop with one sentence. Image sizes come from the file
+without either is a background sample. A test (or, when train has images, val) path in
+data.yaml that does not exist is read as no such split, with a note, as Ultralytics does; a
+missing train path, and a null or wrong-typed value, stop with one sentence. Image sizes come from the file
 headers. The writer prints 12 significant digits, far below 1e-3 px for any real image
 size; crowd boxes have no YOLO form and are left out (a note says how many).
 """
@@ -27,14 +36,15 @@ import yaml
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside
-from cnnkit.data.decode import BadImage, data_files, probe_image
+from cnnkit.data.containment import inside, portable
+from cnnkit.data.decode import BadImage, data_files, probe_image, read_text, text_lines
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
-from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+NAMES_FILES = ("classes.txt", "obj.names")  # LabelImg / Ultralytics, and Darknet as CVAT's YOLO 1.1 writes it
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 MAX_DEPTH = 32  # nesting levels a data.yaml may have (it needs 2); deeper input makes PyYAML slow, then recurse
 
@@ -56,9 +66,22 @@ def detect(path: Path) -> bool:
         except AnnotationError:  # named as a YOLO data.yaml but broken: loading says what is wrong
             return y.name in YAML_NAMES
         return "names" in data or y.name in YAML_NAMES
-    if not (path.is_dir() and (path / "classes.txt").is_file()):
+    if not (path.is_dir() and _names_file(path)):
         return False
-    return (path / "labels").is_dir() or any((path / "images").rglob("*.txt"))
+    folder = path / "images" if (path / "images").is_dir() else path
+    return (path / "labels").is_dir() or any(img.with_suffix(".txt").is_file() for img in data_files(folder))
+
+
+def _names_file(path: Path) -> Path | None:
+    return next((path / n for n in NAMES_FILES if (path / n).is_file()), None)
+
+
+def _split_folder(name: str) -> str | None:
+    """The split a folder of images holds: train, val/valid/validation, test, or CVAT's obj_<split>_data."""
+    name = name.lower()
+    if name.startswith("obj_") and name.endswith("_data"):
+        name = name[4:-5]
+    return SPLIT_FOLDERS.get(name)
 
 
 def _read_yaml(y: Path) -> dict:
@@ -144,7 +167,7 @@ def _images_in(entry: Path, source: Path, allow_outside: bool = True) -> list[Pa
     if entry.is_file() and entry.suffix == ".txt":  # a list of image paths
         base = entry.parent
         try:
-            lines = [ln.strip() for ln in entry.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [portable(ln) for ln in text_lines(entry)]
         except OSError as e:
             raise AnnotationError(source, f"{source}: cannot read the image list {entry} "
                                           f"({e.strerror or e}).") from None
@@ -171,8 +194,9 @@ def _contained(folder: Path, p: Path, allow: bool, source: Path, what: str, valu
     return inside(folder, os.path.relpath(p, folder), allow=allow, source=source, what=what, shown=repr(value))
 
 
-def _layout(path: Path, allow_outside: bool = False,
-            remarks: list | None = None) -> tuple[list[str], dict[str, list[Path]], bool]:
+def _layout(path: Path, allow_outside: bool = False, remarks: list | None = None,
+            notes: dict | None = None) -> tuple[list[str], dict[str, list[Path]], bool]:
+    notes = {} if notes is None else notes
     y = _yaml_file(path)
     if y is not None:
         data = _read_yaml(y)
@@ -188,30 +212,71 @@ def _layout(path: Path, allow_outside: bool = False,
                 if not isinstance(e, str):
                     raise AnnotationError(y, f"{y}: {s} must be an image folder, a .txt list or a list of them, "
                                              f"got {e!r}.")
+                written = e
+                if e.startswith("../") and not (root / e).exists():  # Ultralytics' rule for Roboflow's yaml
+                    notes[f"yolo:roboflow:{s}"] = (f"read {s}: {e} in {y.name} as {e[3:]} (it names a folder "
+                                                   "beside the yaml, as Roboflow's exports do)")
+                    e = e[3:]
+                if not (root / e).exists() and (s == "test" or s == "val" and splits.get("train")):
+                    # Ultralytics skips a missing test (Roboflow writes one for exports without it); a
+                    # missing val can be carved out of train, a missing train cannot be made up.
+                    notes.pop(f"yolo:roboflow:{s}", None)
+                    notes[f"yolo:missing:{s}"] = (f"{s}: {written} in {y.name} does not exist, so the set is read "
+                                                  f"without it ({s} images are carved out of train, "
+                                                  f"data.{s}_fraction)")
+                    continue
                 found = _images_in(_contained(y.parent, root / e, allow_outside, y, s, e), y, allow_outside)
                 if not found and remarks is not None:
                     remarks.append(("no_images", str(y), f"{s}: {e} holds no images"))
                 splits.setdefault(s, []).extend(found)
-        return _names(data.get("names"), y), splits, bool(data.get("hflip_ok", data.get("fliplr", 0.5) != 0))
-    names = [ln.strip() for ln in (path / "classes.txt").read_text(errors="replace").splitlines() if ln.strip()]
-    images = path / "images"
-    splits = {s: _images_in(images / s, path) for s in SPLITS if (images / s).is_dir()}
+        names = _checked_names(data, y, notes)
+        return names, splits, bool(data.get("hflip_ok", data.get("fliplr", 0.5) != 0))
+    names = text_lines(_names_file(path))
+    images = path / "images" if (path / "images").is_dir() else path
+    splits: dict[str, list[Path]] = {}
+    for d in sorted(p for p in images.iterdir() if p.is_dir()):
+        if _split_folder(d.name):
+            splits.setdefault(_split_folder(d.name), []).extend(_images_in(d, path))
     return names, (splits or {"all": _images_in(images, path)}), True
 
 
-def _parse_line(line: str) -> tuple[str, list[float]] | None:
+def _checked_names(data: dict, y: Path, notes: dict) -> list[str]:
+    """The class names of data.yaml, checked against its `nc` (Ultralytics stops on a mismatch too)."""
+    nc = data.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):
+        raise AnnotationError(y, f"{y}: nc must be the number of classes (a positive integer), got {nc!r}.")
+    if data.get("names") is None and nc is not None:
+        notes["yolo:names"] = f"{y.name} gives nc: {nc} but no names: the classes are named class_0..class_{nc - 1}"
+        return [f"class_{k}" for k in range(nc)]
+    names = _names(data.get("names"), y)
+    if nc is not None and nc != len(names):
+        raise AnnotationError(y, f"{y}: nc is {nc} but names lists {len(names)} classes; make them agree "
+                                 "(or remove nc).")
+    return names
+
+
+PIXELS = 1.5  # a label value above this is a pixel coordinate, not a fraction that overshoots the border
+
+
+def _parse_line(line: str) -> tuple[str, list[float]] | str:
+    """(class as written, xyxy fractions), or why the line is not a box."""
     parts = line.split()
     try:
         values = [float(v) for v in parts[1:]]
     except ValueError:
-        return None
+        return "is not 'class cx cy w h'"
+    if any(v > PIXELS for v in values):
+        return ("holds values above 1: YOLO coordinates are fractions of the image width and height (0..1), "
+                "not pixels")
+    if len(values) == 5:
+        return "has a 6th column (a prediction's confidence?): a label line is 'class cx cy w h'"
     if len(values) == 4:
         cx, cy, w, h = values
         return parts[0], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
     if len(values) >= 6 and len(values) % 2 == 0:  # polygon: its bounding box
         xs, ys = values[0::2], values[1::2]
         return parts[0], [min(xs), min(ys), max(xs), max(ys)]
-    return None
+    return "is not 'class cx cy w h'"
 
 
 def _class_index(cls: str, num_classes: int) -> int:
@@ -238,7 +303,7 @@ def _label_file(img: Path, remarks: list) -> tuple[Path | None, bool]:
 
 def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
     try:
-        text = lp.read_text(errors="replace")
+        text = read_text(lp)
     except OSError as e:
         rec.faults.append(("bad_annotation", f"cannot read {lp}: {e.strerror or e}"))
         return
@@ -246,8 +311,8 @@ def _read_labels(rec: RawImage, lp: Path, classes: list[str], w, h) -> None:
         if not line.strip():
             continue
         parsed = _parse_line(line)
-        if parsed is None:
-            rec.faults.append(("bad_annotation", f"line {n} is not 'class cx cy w h': {line[:60]!r}"))
+        if isinstance(parsed, str):
+            rec.faults.append(("bad_annotation", f"line {n} {parsed}: {line.strip()[:60]!r}"))
             continue
         cls, (x1, y1, x2, y2) = parsed
         k = _class_index(cls, len(classes))
@@ -262,7 +327,8 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     """Parse the YOLO set at `path` (see the module docstring); data.yaml paths leaving its folder are refused
     (AnnotationError) unless `allow_outside` (data.allow_outside_root)."""
     remarks: list[tuple[str, str, str]] = []
-    classes, split_images, hflip_ok = _layout(path, allow_outside, remarks)
+    notes: dict[str, str] = {}
+    classes, split_images, hflip_ok = _layout(path, allow_outside, remarks, notes)
     splits: dict[str, list[RawImage]] = {}
     beside: list[Path] = []
     for s, images in split_images.items():
@@ -281,7 +347,6 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 _read_labels(rec, lp, classes, w, h)
                 beside += [lp] if is_beside else []
     images = [img for imgs in split_images.values() for img in imgs]
-    notes = {}
     if beside:
         none = not any(label_path(img).parent.is_dir() for img in images)
         notes["yolo:beside"] = (f"read {len(beside)} label files next to the images "

@@ -86,7 +86,7 @@ def inspect_split(report: HealthReport, tally: _Tally, split, channels: int | No
         except BadImage as e:
             report.add("unreadable", img_path, str(e))
         try:
-            mask = remap_mask(read_mask(mask_path), remap)
+            mask = remap_mask(read_mask(mask_path, split.colours), remap)
         except BadMask as e:
             report.add("unreadable", mask_path, f"mask {e}")
         if image is not None and mask is not None:
@@ -101,26 +101,28 @@ def _listing_faults(report: HealthReport, bad: list[BadFile]) -> None:
 
 
 def _report(source: str, subsets: dict, bad: list[BadFile], classes: list[str], channels: int | None,
-            remap: dict[int, int] | None = None, note: str | None = None) -> HealthReport:
+            remap: dict[int, int] | None = None, notes: dict[str, str] | None = None) -> HealthReport:
     report = HealthReport(source)
     _listing_faults(report, bad)
     tally = _Tally(classes)
     per_split = {s: inspect_split(report, tally, split, channels, remap) for s, split in subsets.items()}
     report.counts = {"images": sum(per_split.values()), "subsets": per_split, "classes": len(classes),
                      **tally.to_dict()}
-    if note:
-        report.counts["notes"] = {"mask_255": note}
+    if notes:
+        report.counts["notes"] = dict(notes)
     return report
 
 
 def _files_report(root: Path, source: str, found: dict, bad: list[BadFile], cfg: Config,
-                  default: list[str] | None = None) -> HealthReport:
+                  default: list[str] | None = None, default_name: str = "the default") -> HealthReport:
     """Mask-folder / VOC layouts: classes and the reading of 255 as the reader decides them."""
+    found, classes, colour_note = mask_folder.with_labelmap(root, found, mask_folder.read_classes(root))
     hists = mask_folder.value_histograms(found)
     total = sum(len(s) for s in found.values())
-    classes, remap, note = mask_folder.mask_reading(hists, total, mask_folder.read_classes(root),
-                                                    cfg.data.mask_255, source, default, check=False)
-    return _report(source, found, bad, classes, None, remap, note)
+    classes, remap, notes = mask_folder.mask_reading(hists, total, classes,
+                                                     cfg.data.mask_255, source, default, check=False,
+                                                     default_name=default_name)
+    return _report(source, found, bad, classes, None, remap, {**colour_note, **notes})
 
 
 @INSPECTORS.register("mask-folder")
@@ -135,7 +137,7 @@ def inspect_voc_seg(path: Path, cfg: Config) -> HealthReport:
     if voc_seg.wants_detection(root, cfg):  # a full VOC folder: boxes unless segment is asked
         return INSPECTORS.get("voc")(path, cfg)
     found, bad = voc_seg.scan(root, cfg.data.allow_outside_root)
-    return _files_report(root, str(path), found, bad, cfg, list(voc_seg.VOC_CLASSES))
+    return _files_report(root, str(path), found, bad, cfg, list(voc_seg.VOC_CLASSES), voc_seg.DEFAULT_NAME)
 
 
 @INSPECTORS.register("segment")
