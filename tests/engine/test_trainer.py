@@ -93,3 +93,13 @@ def test_train_says_which_defaults_it_picked(tmp_path, capsys):
     assert "defaults for digits (1,259 training images, 8x8 px): model lenet5, image size 32," in err
     assert "label_smoothing 0.1" in err and "weight_decay 0.0005" in err  # every picked key with its value
     assert "epochs" not in err.split("defaults for digits")[1].split(";")[0]  # --epochs was given, not picked
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the note is for a run without CUDA")
+def test_amp_on_a_cpu_run_says_it_trains_in_float32(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--model", "lenet5", "--epochs", "1", "--out", str(out), "--threads",
+                 "1", "--set", "train.amp=true"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: train.amp (mixed precision) runs on CUDA only; this run on cpu trains in float32." in err
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["amp"] is True  # kept as asked

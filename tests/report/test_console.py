@@ -52,3 +52,15 @@ def test_health_notes_print_as_sentences_under_the_table(capsys):
     assert "note: 4 boxes clipped to the image border" in lines
     assert "warning: class x has no training box" in lines
     assert not [line for line in lines if "│ notes" in line]
+
+
+def test_predict_rows_keep_one_line_per_input_whatever_its_name(capsys):
+    from cnnkit.report.console import predictions
+
+    records = [{"file": "odd/new\nline.png", "label": "8"}, {"file": "[red]x.png", "label": "3"},
+               {"file": "tab\there.png", "error": "unreadable [bold]"}]
+    predictions(records, None, lambda r: f"{r['label']} (0.9)")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    assert len(rows) == 3
+    assert "odd/new\\nline.png" in rows[0] and "[red]x.png" in rows[1]
+    assert "tab\\there.png" in rows[2] and "unreadable [bold]" in rows[2]

@@ -13,11 +13,16 @@ reader meets an OSError or ValueError from `stat`.
 Annotation files written on Windows name files with backslashes (`sub\\a.jpg`,
 `C:\\Users\\me\\a.jpg`); `portable` reads them as separators before any join, so
 `sub\\a.jpg` finds `sub/a.jpg` (a backslash inside a file name is legal on POSIX but no
-annotation tool means one).
+annotation tool means one). A path written on another machine (a drive letter `C:\\...`, `D:/...`,
+or a UNC share `\\\\server\\share\\...`) names a file of that machine: `elsewhere` tells it, and
+`trailing` looks it up inside the set by the longest trailing part of it that exists under the folder it
+would be joined to (`images/train/a.png`, else `train/a.png`, else `a.png`); `elsewhere_note` is the one
+note a reader adds when it read such paths. Absolute POSIX paths are not "elsewhere": `inside` refuses them.
 """
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cnnkit.data.formats.box_scan import AnnotationError
@@ -26,6 +31,35 @@ from cnnkit.data.formats.box_scan import AnnotationError
 def portable(name: str) -> str:
     """A file name as an annotation file wrote it, with Windows backslashes read as separators."""
     return name.replace("\\", "/")
+
+
+def elsewhere(name: str) -> bool:
+    """True when `name` (as the annotation file wrote it) is a path of another machine: a Windows drive
+    letter (`C:\\...`, `C:/...`) or a UNC share (`\\\\server\\share\\...`)."""
+    return bool(re.match(r"[A-Za-z]:[\\/]", name)) or name.startswith("\\\\")
+
+
+def trailing(folder: str | Path, name: str) -> str | None:
+    """For a path of another machine (`elsewhere`): the longest trailing part of it, with `/` separators,
+    that names a file under `folder`; None when no part does. Parts holding `..` or `.` are not tried."""
+    parts = [p for p in portable(name).split("/") if p][1:]  # without the drive letter or server
+    for k in range(len(parts)):
+        rest = parts[k:]
+        if any(p in (".", "..") for p in rest):
+            continue
+        if os.path.isfile(os.path.join(folder, *rest)):
+            return "/".join(rest)
+    return None
+
+
+def elsewhere_note(read: list[tuple[str, str]]) -> dict[str, str]:
+    """The note for the (path as written, trailing part read) pairs a reader looked up with `trailing`."""
+    if not read:
+        return {}
+    written, found = read[0]
+    return {"paths:elsewhere": f"read {len(read)} image paths written on another machine (a drive letter or "
+                               f"\\\\server share) by their trailing part inside the set (first: {written!r} as "
+                               f"{found})"}
 
 
 def inside(root: str | Path, entry: str | Path, *, allow: bool, source: str | Path, what: str,

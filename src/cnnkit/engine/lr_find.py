@@ -234,7 +234,8 @@ def plot(result: LRFind) -> Path:
 
 def _print(r: LRFind, console: Console) -> None:
     s = r.setup
-    ended = f"stopped early: {r.stopped}" if r.stopped else "ran to the end"
+    ended = ("ran to the end" if not r.stopped else  # a stop on the last step is no early stop
+             f"stopped early: {r.stopped}" if len(r.lrs) < r.steps else f"ran to the end; {r.stopped}")
     form = "".join(f", {k}" for k in ("channels_last", "amp") if s.get(k))
     console.print(f"LR range test: {s['model']} on {s['data']} ({s['task']}), {s['optimizer']}{form}, "
                   f"batch {s['batch_size']}, lr {r.start_lr:g} -> {r.end_lr:g} over {len(r.lrs)}/{r.steps} steps; "

@@ -163,6 +163,9 @@ class Training:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        if cfg.train.amp and not self.amp and self.main and not quiet:  # config.yaml keeps what was asked
+            console.print(f"note: train.amp (mixed precision) runs on CUDA only; this run on {self.device.type} "
+                          "trains in float32.", style="yellow", soft_wrap=True, highlight=False)
         self.progress = EpochProgress(enabled=self.main and not quiet, console=console,
                                       unit="seq/s" if run.task.target == "sequence" else "img/s")
         self.eval_model = self.ema.module if self.ema is not None else self.model

@@ -47,6 +47,12 @@ def metrics_table(metrics: dict[str, Any]) -> None:
                       highlight=False, soft_wrap=True)
 
 
+def shown(text: Any) -> str:
+    """`text` for one table cell: never read as rich markup, and a control character in it (a newline in a
+    file name) written as its escape (\\n), so one input stays one row."""
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)))
+
+
 def predictions(records: list[dict[str, Any]], save_dir: str | None,
                 describe: Callable[[dict[str, Any]], str]) -> None:
     """One row per input: its file and `describe(record)` (the task's line: `Task.describe`), or its
@@ -56,9 +62,9 @@ def predictions(records: list[dict[str, Any]], save_dir: str | None,
     t.add_column("prediction")
     for r in records:
         if "error" in r:
-            t.add_row(escape(str(r["file"])), f"[red]{escape(str(r['error']))}[/]")
+            t.add_row(shown(r["file"]), f"[red]{shown(r['error'])}[/]")
         else:
-            t.add_row(escape(str(r["file"])), escape(describe(r)))
+            t.add_row(shown(r["file"]), shown(describe(r)))
     console.print(t)
     if save_dir:
         console.print(f"drawings written to {save_dir}")
@@ -109,5 +115,5 @@ def health(report) -> None:
     it.add_column("file")
     it.add_column("problem")
     for issue in d["issues"][:200]:
-        it.add_row(issue["kind"], escape(issue["file"]), escape(issue["problem"]))  # "[null, 3]" is no markup
+        it.add_row(issue["kind"], shown(issue["file"]), shown(issue["problem"]))  # "[null, 3]" is no markup
     console.print(it)

@@ -333,6 +333,18 @@ def test_categories_that_disagree_between_files_stop(tmp_path):
         read(tmp_path / "c")
 
 
+def test_one_category_id_twice_in_one_file_says_so(tmp_path):
+    bundle = float_bundle(seed=2)
+    WRITERS.get("coco")(bundle, tmp_path / "c")
+    f = tmp_path / "c/annotations/instances_test.json"  # the first file read
+    data = json.loads(f.read_text())
+    data["categories"].append({**data["categories"][0], "name": "wolf"})
+    f.write_text(json.dumps(data))
+    with pytest.raises(CnnkitError, match="category id 1 is named 'wolf' here but 'cat' earlier in the same file; "
+                                          "give each category its own id"):
+        read(tmp_path / "c")
+
+
 @pytest.mark.parametrize("content, sentence", [
     ("", r"instances_train\.json is empty; write the COCO instances json there"),
     ("[1, 2]", r"instances_train\.json is not a COCO instances file: expected an object with "

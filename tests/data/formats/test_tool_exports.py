@@ -308,3 +308,67 @@ def test_cvat_colour_masks_are_read_through_labelmap_txt(tmp_path):
     assert torch.bincount(b.train.mask(0).flatten().long(), minlength=3).tolist() == [88, 16, 24]
     with pytest.raises(CnnkitError, match=r"masks in .* are colour images .* add a labelmap.txt"):
         read(cvat_masks(tmp_path / "bare", labelmap=False))
+
+
+def test_a_labelmap_listing_background_later_still_makes_it_class_0(tmp_path):
+    root = cvat_masks(tmp_path / "cvat")
+    (root / "labelmap.txt").write_text("cat:{}::\nbackground:0,0,0::\ndog:{}::\n".format(
+        ",".join(map(str, CVAT_COLOURS["cat"])), ",".join(map(str, CVAT_COLOURS["dog"]))))
+    b = read(root, val_fraction=0.0, test_fraction=0.0)
+    assert b.info.classes == ["background", "cat", "dog"]
+    assert torch.bincount(b.train.mask(0).flatten().long(), minlength=3).tolist() == [88, 16, 24]
+
+
+def test_colour_masks_with_a_colour_missing_from_labelmap_say_so_when_they_stop(tmp_path, capsys, monkeypatch):
+    from cnnkit.cli import main
+    from cnnkit.report import console
+
+    monkeypatch.setattr(console.console, "width", 1000)  # one table row per line
+
+    root = cvat_masks(tmp_path / "cvat")
+    (root / "labelmap.txt").write_text("".join(f"{k}:{','.join(map(str, c))}::\n" for k, c in CVAT_COLOURS.items()
+                                               if k != "background"))
+    main(["data", "inspect", str(root)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "labelmap.txt lists every colour" in out and "draw the objects" not in out
+
+
+def test_paths_of_another_machine_are_read_by_their_trailing_part_inside_the_set(tmp_path):
+    root = ultralytics(tmp_path / "y", {"names": ["a", "b"]}, n=3)  # YOLO image list written on Windows
+    (root / "train.txt").write_text("C:\\Users\\me\\ds\\images\\train\\im0.png\nD:/ds/images/train/im1.png\n"
+                                    "\\\\nas\\share\\ds\\images\\train\\im2.png\nC:\\Users\\me\\ds\\gone.png\n"
+                                    "/etc/passwd\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "train.txt", "val": "images/val", "names": ["a", "b"]}))
+    with pytest.raises(CnnkitError, match=r"line 5 '/etc/passwd' points outside the dataset folder"):
+        read(root)  # an absolute POSIX path stays refused
+    (root / "train.txt").write_text("\n".join((root / "train.txt").read_text().splitlines()[:4]) + "\n")
+    report = inspect(str(root))
+    assert report.counts["splits"] == {"train": 3, "val": 3}
+    assert [(i["kind"], i["file"]) for i in report.issues] == [("missing_image", str(root / "train.txt"))]
+    assert "line 4 'C:\\\\Users\\\\me\\\\ds\\\\gone.png'" in report.issues[0]["problem"]
+    assert "as images/train/im0.png" in report.counts["notes"]["paths:elsewhere"]
+
+    root = tmp_path / "c"  # COCO file_names written on Windows
+    images, anns = coco_entries(root / "train", 3)
+    for im in images:
+        im["file_name"] = "C:\\Users\\me\\export\\train\\" + im["file_name"]
+    (root / "train" / "_annotations.coco.json").write_text(json.dumps(
+        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    b = read(root, val_fraction=0.0, test_fraction=0.0)
+    assert len(b.train) == 3 and not b.info.bad_files
+    assert "read 3 image paths written on another machine" in b.info.extra["notes"]["paths:elsewhere"]
+
+
+def test_labelimg_images_without_their_xml_are_background_like_yolo(tmp_path):
+    root = tmp_path / "labelimg"
+    for i in range(5):
+        png(root / f"im{i}.jpg", size=(64, 32), mode="RGB")
+        if i < 3:
+            (root / f"im{i}.xml").write_text(voc_xml(f"im{i}").replace("{cls}", "ab"[i % 2]))
+    report = inspect(str(root))
+    assert report.counts["splits"] == {"all": 5}
+    assert sorted((i["kind"], i["file"]) for i in report.issues) == [
+        ("no_labels", str(root / "im3.jpg")), ("no_labels", str(root / "im4.jpg"))]
+    assert "2 images without one are read as background" in report.counts["notes"]["voc:beside"]
+    b = read(root, val_fraction=0.0, test_fraction=0.0)
+    assert len(b.train) == 5 and sorted(len(b.train.boxes[i]) for i in range(5)) == [0, 0, 1, 1, 1]

@@ -42,7 +42,7 @@ import numpy as np
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside, portable
+from cnnkit.data.containment import elsewhere, elsewhere_note, inside, portable, trailing
 from cnnkit.data.decode import data_files, hidden_name
 from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
@@ -106,7 +106,7 @@ def _image_root(root: Path, f: Path, split: str, first: str | None) -> Path:
                   base, f.parent, f.parent / "images"]
     if first:
         for c in candidates:
-            if (c / first).is_file():
+            if (c / portable(first)).is_file() or elsewhere(first) and trailing(c, first):
                 return c
     return candidates[0] if candidates[0].is_dir() else base
 
@@ -187,8 +187,10 @@ def _categories(files: list[Path], datas: list[dict[str, Any]]) -> dict[int, str
             if isinstance(name, bool) or not isinstance(name, (str, int, float)) or not str(name).strip():
                 raise AnnotationError(f, f"{f}: category {n} (id {cid}) has name {_js(name)}; give it a name.")
             if cid in cats and cats[cid][0] != str(name):
-                raise AnnotationError(f, f"{f}: category id {cid} is named {str(name)!r} here but {cats[cid][0]!r} in "
-                                  f"{cats[cid][1]}; the annotation files must agree.")
+                where = ("earlier in the same file; give each category its own id" if cats[cid][1] == f else
+                         f"in {cats[cid][1]}; the annotation files must agree")
+                raise AnnotationError(f, f"{f}: category id {cid} is named {str(name)!r} here but {cats[cid][0]!r} "
+                                         f"{where}.")
             cats.setdefault(cid, (str(name), f))
     if not cats:
         raise AnnotationError(files[0], f"{files[0]}: no annotation file lists \"categories\"; add them as "
@@ -253,9 +255,11 @@ def _iscrowd(v) -> tuple[int | None, str | None]:
 
 
 def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list, base: Path,
-                 allow_outside: bool) -> list[RawImage]:
+                 allow_outside: bool, read: list | None = None, dropped: set | None = None) -> list[RawImage]:
     """One record per usable image entry, in file order (a repeated id too: the health check reports it);
-    a file_name leaving the dataset folder `base` is refused (`containment.inside`)."""
+    a file_name leaving the dataset folder `base` is refused (`containment.inside`). A file_name written on
+    another machine (`containment.elsewhere`) is read by its trailing part under `root` (appended to `read`),
+    or, when none exists, is one `missing_image` row naming the json and the entry (its id goes to `dropped`)."""
     recs = []
     for n, im in enumerate(data["images"], start=1):
         iid = im.get("id") if isinstance(im, dict) else None
@@ -263,7 +267,19 @@ def _read_images(data: dict[str, Any], f: Path, root: Path, issues: list, base: 
         if not _is_key(iid) or not isinstance(name, str) or not name.strip():
             issues.append(("bad_annotation", str(f), f"image entry {n} ({_js(im)}) lacks an id or a file_name"))
             continue
-        file = inside(base, os.path.relpath(root / portable(name), base), allow=allow_outside, source=f,
+        local = name
+        if elsewhere(name):
+            local = trailing(root, name)
+            if local is None:
+                issues.append(("missing_image", str(f), f"image entry {n} (id {_js(iid)}) file_name {name!r} names a "
+                                                         f"file of another machine and no trailing part of it exists "
+                                                         f"under {root}"))
+                if dropped is not None:
+                    dropped.add(_key(iid))
+                continue
+            if read is not None:
+                read.append((name, local))
+        file = inside(base, os.path.relpath(root / portable(local), base), allow=allow_outside, source=f,
                       what=f"image entry {n} (id {_js(iid)}) file_name", shown=repr(name))
         recs.append(RawImage(str(file), _key(iid), str(f), _num(im.get("width")), _num(im.get("height")),
                              segmentations=[]))
@@ -309,15 +325,17 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         ("not_coco", str(f), "left out: not a COCO instances file (no \"images\" or \"annotations\" key in "
                              "its first 64 KB)") for f in skipped]
     hflip_ok = True
+    read: list[tuple[str, str]] = []  # file_names written on another machine, read by their trailing part
     for f, data in zip(files, datas):
         info = data.get("info")
         hflip_ok &= bool(info.get("hflip_ok", True)) if isinstance(info, dict) else True
         split = _split_of(f, len(files))
-        first = next((portable(im["file_name"]) for im in data["images"]  # the first usable one: a bad entry is listed
+        first = next((im["file_name"] for im in data["images"]  # the first usable one: a bad entry is listed
                       if isinstance(im, dict) and isinstance(im.get("file_name"), str)), None)
         root = _image_root(path, f, split, first)
         base = path if path.is_dir() else f.parent
-        recs = _read_images(data, f, root, issues, base, allow_outside)
+        dropped: set = set()  # ids of entries already listed as missing_image: their annotations say no more
+        recs = _read_images(data, f, root, issues, base, allow_outside, read, dropped)
         splits.setdefault(split, []).extend(recs)
         records: dict[Any, RawImage] = {}
         for rec in recs:
@@ -331,6 +349,8 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 continue
             aid, image_id = a.get("id", f"#{n}"), a.get("image_id")
             rec = records.get(_key(image_id)) if _is_key(image_id) else None
+            if rec is None and _is_key(image_id) and _key(image_id) in dropped:
+                continue
             if rec is None:
                 issues.append(("unknown_image", str(f), f"annotation {aid} refers to image id {_js(image_id)}, "
                                                         "which the images list does not hold"))
@@ -340,6 +360,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
                 remarks.append(("bad_annotation", str(f), f"annotation {aid} has iscrowd null, read as 0 (not crowd)"))
             elif problem:
                 rec.faults.append(("bad_annotation", f"annotation {aid} {problem}"))
+    notes.update(elsewhere_note(read))
     hint = f"annotations were looked for in {', '.join(str(f) for f in files[:3])}"
     return Scan([cats[i] for i in ids], splits, issues, hflip_ok, category_ids=ids, remarks=remarks,
                 notes=notes, labels_hint=hint)

@@ -8,7 +8,8 @@ mask as an RGB picture, one colour per class, and lists the colours beside it:
     cat:250,50,83::
 
 Line k (comments left out) is class k, so with its "background" first the class indices are
-VOC's (0 = background). `read_mask(path, colours)` turns the mask's colours into those indices.
+VOC's (0 = background); a "background" line further down is moved to index 0, the others keep
+their order. `read_mask(path, colours)` turns the mask's colours into those indices.
 """
 from __future__ import annotations
 
@@ -49,4 +50,12 @@ def read_labelmap(root: Path) -> tuple[list[str], Colours] | None:
         names.append(name.strip())
     if not names:
         raise CnnkitError(f"{path} lists no classes: write one 'name:r,g,b::' line per class (background first).")
+    lowered = [n.lower() for n in names]
+    if "background" in lowered[1:] and lowered[0] != "background":
+        # class 0 is background everywhere in cnnkit (metrics, health checks, overlays): a hand-edited
+        # labelmap that lists it later keeps its colours, with background moved to index 0
+        k = lowered.index("background")
+        order = [k] + [i for i in range(len(names)) if i != k]
+        names = [names[i] for i in order]
+        colours = {rgb: order.index(i) for rgb, i in colours.items()}
     return names, colours

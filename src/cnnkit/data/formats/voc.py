@@ -7,7 +7,8 @@
     ROOT/labels.txt (optional)           class order (classes.txt is read too); else the names
                                          found in the annotations, sorted
 A VOCdevkit folder with one VOC20xx inside is accepted too, and so is LabelImg's default: the
-<id>.xml files saved next to the images in one folder, no Annotations/ (read with a note).
+<id>.xml files saved next to the images in one folder, no Annotations/ (read with a note;
+an image there without its .xml is a background sample, listed `no_labels`, as in YOLO).
 Tags are read without their XML namespace (<annotation xmlns="...">), as if it were absent.
 
 Classes are never VOC's 20 just because every name happens to be a VOC name (a cat/dog set
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside, portable
+from cnnkit.data.containment import elsewhere, elsewhere_note, inside, portable, trailing
 from cnnkit.data.decode import data_files, text_lines
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import RawImage, Scan, scan_to_bundle
@@ -133,7 +134,9 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     names: set[str] = set()
     ann_dir, img_dir = _folders(root)
     by_stem = {p.stem: p for p in data_files(root / img_dir, recursive=False)}
-    for split, ids in _ids(root, root / ann_dir).items():
+    read: list[tuple[str, str]] = []  # <filename>s written on another machine, read by their trailing part
+    split_ids = _ids(root, root / ann_dir)
+    for split, ids in split_ids.items():
         recs = parsed.setdefault(split, [])
         for image_id in ids:
             xml = inside(root, Path(ann_dir) / f"{image_id}.xml", allow=allow_outside,
@@ -147,7 +150,12 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
             except (OSError, ET.ParseError) as e:
                 issues.append(("bad_annotation", str(xml), f"cannot read the annotation: {e}"))
                 continue
-            fname = portable(_text(ann, "filename")) or f"{image_id}.jpg"  # C:\\Users\\..\\a.jpg from Windows tools
+            fname = portable(_text(ann, "filename")) or f"{image_id}.jpg"
+            if elsewhere(_text(ann, "filename")):  # C:\\Users\\..\\a.jpg, \\\\server\\..: a path of the tool's machine
+                written = _text(ann, "filename")
+                found = trailing(root / img_dir, written)
+                fname = found or Path(fname).name  # else the stem below, as before
+                read += [(written, found)] if found else []
             file = inside(root, Path(img_dir) / fname, allow=allow_outside, source=xml, what="<filename>",
                           shown=repr(fname))
             if not file.is_file() and Path(fname).stem in by_stem:
@@ -176,13 +184,29 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     for recs in parsed.values():
         for rec in recs:
             rec.labels = [index.get(n, -1) for n in rec.names]
-    notes = {}
+    notes = elsewhere_note(read)
     if ann_dir == ".":
         n = sum(len(recs) for recs in parsed.values())
+        background = _background(root, parsed, split_ids)
         notes["voc:beside"] = (f"read {n} Pascal VOC .xml files next to the images in {root} (LabelImg's layout, "
-                               "no Annotations/ folder)")
+                               "no Annotations/ folder)" + (f"; {background} images without one are read as "
+                                                            "background (no boxes)" if background else ""))
     return Scan(classes, parsed, issues, notes=notes,
                 labels_hint=f"<object> entries were looked for in {root / ann_dir}")
+
+
+def _background(root: Path, parsed: dict[str, list[RawImage]], split_ids: dict[str, list[str]]) -> int:
+    """LabelImg's layout without ImageSets lists: each image with no <stem>.xml beside it (and named by no
+    <filename>) is a background sample, as YOLO reads an image without a label file; the number added."""
+    if set(split_ids) != {"all"}:
+        return 0
+    recs = parsed.setdefault("all", [])
+    taken = {Path(r.file) for r in recs} | {r.image_id for r in recs}
+    added = [RawImage(str(img), img.stem, str(root / f"{img.stem}.xml"))
+             for img in sorted(data_files(root, recursive=False)) if img not in taken and img.stem not in taken]
+    recs.extend(added)
+    recs.sort(key=lambda r: str(r.image_id))
+    return len(added)
 
 
 def _float(text: str) -> float | None:

@@ -36,7 +36,7 @@ import yaml
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
-from cnnkit.data.containment import inside, portable
+from cnnkit.data.containment import elsewhere, elsewhere_note, inside, portable, trailing
 from cnnkit.data.decode import BadImage, data_files, probe_image, read_text, text_lines
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
@@ -161,18 +161,33 @@ def _names(raw, source: Path) -> list[str]:
     raise AnnotationError(source, f"{source}: names must be a list or a mapping of class id to name, got {raw!r}.")
 
 
-def _images_in(entry: Path, source: Path, allow_outside: bool = True) -> list[Path]:
+def _images_in(entry: Path, source: Path, allow_outside: bool = True, issues: list | None = None,
+               read: list | None = None) -> list[Path]:
     """The images of a data.yaml split entry: a folder's data files, or the lines of a .txt list, each of
-    which must lie inside the data.yaml's folder unless `allow_outside`."""
+    which must lie inside the data.yaml's folder unless `allow_outside`. A line written on another machine
+    (`containment.elsewhere`) is read by its trailing part under the list's folder (appended to `read`), or,
+    when none exists, is one `missing_image` row in `issues` naming the list and the line."""
     if entry.is_file() and entry.suffix == ".txt":  # a list of image paths
         base = entry.parent
         try:
-            lines = [portable(ln) for ln in text_lines(entry)]
+            lines = text_lines(entry)
         except OSError as e:
             raise AnnotationError(source, f"{source}: cannot read the image list {entry} "
                                           f"({e.strerror or e}).") from None
-        return [_contained(source.parent, base / ln, allow_outside, entry, f"line {n}", ln)
-                for n, ln in enumerate(lines, start=1)]
+        found = []
+        for n, ln in enumerate(lines, start=1):
+            local = ln
+            if elsewhere(ln):
+                local = trailing(base, ln)
+                if local is None:
+                    if issues is not None:
+                        issues.append(("missing_image", str(entry), f"line {n} {ln!r} names a file of another "
+                                       f"machine and no trailing part of it exists under {base}"))
+                    continue
+                if read is not None:
+                    read.append((ln, local))
+            found.append(_contained(source.parent, base / portable(local), allow_outside, entry, f"line {n}", ln))
+        return found
     if entry.is_dir():
         return sorted(data_files(entry))  # the one rule of which files are data (data/decode.py)
     raise AnnotationError(source, f"{source}: {entry} is neither an image folder nor a .txt list of images; "
@@ -195,8 +210,9 @@ def _contained(folder: Path, p: Path, allow: bool, source: Path, what: str, valu
 
 
 def _layout(path: Path, allow_outside: bool = False, remarks: list | None = None,
-            notes: dict | None = None) -> tuple[list[str], dict[str, list[Path]], bool]:
+            notes: dict | None = None, issues: list | None = None) -> tuple[list[str], dict[str, list[Path]], bool]:
     notes = {} if notes is None else notes
+    read: list[tuple[str, str]] = []  # list lines written on another machine, read by their trailing part
     y = _yaml_file(path)
     if y is not None:
         data = _read_yaml(y)
@@ -225,11 +241,13 @@ def _layout(path: Path, allow_outside: bool = False, remarks: list | None = None
                                                   f"without it ({s} images are carved out of train, "
                                                   f"data.{s}_fraction)")
                     continue
-                found = _images_in(_contained(y.parent, root / e, allow_outside, y, s, e), y, allow_outside)
+                found = _images_in(_contained(y.parent, root / e, allow_outside, y, s, e), y, allow_outside,
+                                   issues, read)
                 if not found and remarks is not None:
                     remarks.append(("no_images", str(y), f"{s}: {e} holds no images"))
                 splits.setdefault(s, []).extend(found)
         names = _checked_names(data, y, notes)
+        notes.update(elsewhere_note(read))
         return names, splits, bool(data.get("hflip_ok", data.get("fliplr", 0.5) != 0))
     names = text_lines(_names_file(path))
     images = path / "images" if (path / "images").is_dir() else path
@@ -328,7 +346,8 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     (AnnotationError) unless `allow_outside` (data.allow_outside_root)."""
     remarks: list[tuple[str, str, str]] = []
     notes: dict[str, str] = {}
-    classes, split_images, hflip_ok = _layout(path, allow_outside, remarks, notes)
+    issues: list[tuple[str, str, str]] = []
+    classes, split_images, hflip_ok = _layout(path, allow_outside, remarks, notes, issues)
     splits: dict[str, list[RawImage]] = {}
     beside: list[Path] = []
     for s, images in split_images.items():
@@ -354,7 +373,7 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
     looked = sorted({str(label_path(img).parent) for img in images})
     hint = (f"label files were looked for in {', '.join(looked[:3])}{' ...' if len(looked) > 3 else ''} "
             "and next to the images")
-    return Scan(classes, splits, [], hflip_ok, remarks=remarks, notes=notes, labels_hint=hint)
+    return Scan(classes, splits, issues, hflip_ok, remarks=remarks, notes=notes, labels_hint=hint)
 
 
 @register_format("yolo", task="detect", detect=detect, priority=20)

@@ -42,7 +42,7 @@ def inspect_scan(scan: Scan, source: str, files: bool = True) -> HealthReport:
     background: list[str] = []
     for c in walk(scan, decode=True, files=files):
         listed_boxes += len(c.rec.boxes)
-        if _report_image(report, c):
+        if _report_image(report, c) and not c.fault:  # a missing or broken image is no background sample
             background.append(c.rec.file)
         if c.fault or c.bad_boxes:  # loading leaves the image out whole: the counts are what training uses
             left_out += 1

@@ -102,7 +102,10 @@ def _pixels(split, num_classes: int) -> ClassCounts:
     counted = "" if read >= len(split) else f"in {read} of {len(split)} masks read"
     why = f"all {int(pixels.sum()):,} pixels read are background (0)"
     advice = "draw the objects into the masks with their class index (1, 2, ..)"
-    if ignored:
+    if getattr(split, "colours", None):  # colour masks read through labelmap.txt
+        advice = ("check that labelmap.txt lists every colour the masks use (a mask with an unlisted colour is "
+                  "left out; `cnnkit data inspect` names the colour)")
+    elif ignored:
         why = f"all {int(pixels.sum()):,} pixels read are background (0) or ignore (255: {ignored:,})"
         advice = "if 255 marks the objects, set data.mask_255=class; else " + advice
     return ClassCounts(pixels[:num_classes].clone(), "pixels", len(split), "non-background pixel", background=0,
