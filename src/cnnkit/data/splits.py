@@ -20,6 +20,10 @@ from cnnkit.errors import CnnkitError
 
 T = TypeVar("T")
 
+# A folder or file named like a split (any case) holds that split: the names export tools write
+# (Roboflow "valid", Keras/HF "validation"), read the same by every reader.
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
 
 def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, test_fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

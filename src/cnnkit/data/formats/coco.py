@@ -47,10 +47,10 @@ from cnnkit.data.decode import data_files, hidden_name
 from cnnkit.data.detection import DetectionSplit, box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
+from cnnkit.data.splits import SPLIT_NAMES
 from cnnkit.errors import CnnkitError
 
 SPLITS = ("train", "val", "test")
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def _looks_like_coco(f: Path) -> bool:
@@ -76,7 +76,7 @@ def _json_files(path: Path) -> tuple[list[Path], list[Path]]:
     candidates = data_files(folder, (".json",), recursive=False)
     if not candidates and folder == path:  # Roboflow: train/_annotations.coco.json, valid/..., test/...
         candidates = [f for d in sorted(path.iterdir()) if d.is_dir() and not hidden_name(d.name)
-                      and d.name.lower() in SPLIT_FOLDERS for f in data_files(d, (".json",), recursive=False)]
+                      and d.name.lower() in SPLIT_NAMES for f in data_files(d, (".json",), recursive=False)]
     files = [f for f in candidates if _looks_like_coco(f)]
     instances = [f for f in files if f.name.startswith("instances")]
     return (instances, []) if instances else (files, [f for f in candidates if f not in files])
@@ -91,8 +91,8 @@ def _split_of(f: Path, n_files: int) -> str:
     for s in SPLITS:
         if s in name:
             return s
-    if f.parent.name.lower() in SPLIT_FOLDERS:
-        return SPLIT_FOLDERS[f.parent.name.lower()]
+    if f.parent.name.lower() in SPLIT_NAMES:
+        return SPLIT_NAMES[f.parent.name.lower()]
     if n_files == 1:
         return "all"
     raise CnnkitError(f"Cannot tell which subset {f} holds: put train, val or test in its name.")

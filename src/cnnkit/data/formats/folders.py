@@ -33,10 +33,9 @@ from cnnkit.data.decode import BadImage, data_files, hidden_name, is_data_file, 
 from cnnkit.data.formats.idx import read_classes_txt
 from cnnkit.data.limits import cap, raise_hint
 from cnnkit.data.registry import WRITERS, register_format
-from cnnkit.data.splits import carve_missing, check_bad_files
+from cnnkit.data.splits import SPLIT_NAMES, carve_missing, check_bad_files
 from cnnkit.errors import CnnkitError
 
-SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 NATIVE_LIMIT = 256  # keep the most common size when no image side exceeds this, else FALLBACK_SIZE
 FALLBACK_SIZE = 64
 MEMORY_LIMIT = 2 * 1024**3  # in_memory=auto holds the set as one tensor below this many bytes
@@ -63,11 +62,11 @@ def _images_under(folder: Path) -> list[str]:
 
 def _split_roots(root: Path) -> dict[str, Path]:
     subdirs = _visible_dirs(root)
-    if not subdirs or not all(d.name.lower() in SPLIT_DIRS for d in subdirs):
+    if not subdirs or not all(d.name.lower() in SPLIT_NAMES for d in subdirs):
         return {"train": root}  # plain root/<class>/ layout: everything is the pool to split
     out: dict[str, Path] = {}
     for d in subdirs:
-        split = SPLIT_DIRS[d.name.lower()]
+        split = SPLIT_NAMES[d.name.lower()]
         if split in out:
             raise CnnkitError(f"{root} has both {out[split].name}/ and {d.name}/: keep one folder per split.")
         out[split] = d
@@ -142,10 +141,10 @@ def scan_csv(path: Path, allow_outside: bool = False) -> Listing:
         file, label, split = (str(row.get(k) or "").strip() for k in ("path", "label", "split"))
         if not file or not label:
             raise CnnkitError(f"{path} row {row_no} needs both a path and a label; fill it in or delete the row.")
-        if split and split.lower() not in SPLIT_DIRS:
+        if split and split.lower() not in SPLIT_NAMES:
             raise CnnkitError(f'{path} row {row_no} has split "{split}": use train, val or test.')
         file = str(inside(path.parent, file, allow=allow_outside, source=path, what=f"row {row_no} path"))
-        raw.append((row_no, file, label, SPLIT_DIRS[split.lower()] if split else "train"))
+        raw.append((row_no, file, label, SPLIT_NAMES[split.lower()] if split else "train"))
     if classes is None:
         if raw and all(lab.lstrip("-").isdigit() for _, _, lab, _ in raw):
             ints = [int(lab) for _, _, lab, _ in raw]
@@ -272,7 +271,7 @@ def _is_class_folders(path: Path) -> bool:
     if not path.is_dir():
         return False
     for d in _visible_dirs(path):
-        if _dir_has_image(d) or (d.name.lower() in SPLIT_DIRS and any(_dir_has_image(c) for c in _visible_dirs(d))):
+        if _dir_has_image(d) or (d.name.lower() in SPLIT_NAMES and any(_dir_has_image(c) for c in _visible_dirs(d))):
             return True
     return False
 

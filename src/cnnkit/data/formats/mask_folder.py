@@ -36,6 +36,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile, DataBundle, DatasetInfo
 from cnnkit.data.decode import IMAGE_EXTENSIONS, data_files, text_lines
+from cnnkit.data.formats.idx import read_classes_txt
 from cnnkit.data.formats.labelmap import read_labelmap
 from cnnkit.data.registry import WRITERS, register_format
 from cnnkit.data.segmentation import (IGNORE_INDEX, MASK_EXTS, BadMask, MaskValues, SegFileSplit, read_mask,
@@ -91,12 +92,11 @@ def scan(root: Path) -> tuple[dict[str, SegFileSplit], list[BadFile]]:
 
 
 def read_classes(root: Path) -> list[str] | None:
-    path = root / "classes.txt"
-    if not path.is_file():
-        return None
-    names = text_lines(path)
-    if not names:
-        raise CnnkitError(f"{path} lists no classes: write one class name per line (line 1 = mask value 0).")
+    """ROOT/classes.txt (`read_classes_txt`), None without one; CnnkitError when it lists no class."""
+    names = read_classes_txt(root)
+    if names == []:
+        raise CnnkitError(f"{root / 'classes.txt'} lists no classes: write one class name per line "
+                          "(line 1 = mask value 0).")
     return names
 
 
@@ -182,15 +182,10 @@ def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] 
     pixels = sum(hists.values(), torch.zeros(256, dtype=torch.int64))
     values = set(torch.nonzero(pixels).flatten().tolist())
     notes: dict[str, str] = {}
-    named = "add classes.txt to name them (line i = mask value i)"
+    fits = None  # without classes.txt: whether the values fit the `default` names (None: nothing to weigh)
     if classes is None and default:
-        if fits_default(hists, default):
-            notes["classes"] = (f"{source}: no classes.txt, and the mask values ({_shown(values - {0, IGNORE_INDEX})}) "
-                                f"fit {default_name} {len(default)} classes, so those names are used "
-                                f"({default[0]}, {default[1]}, .., {default[-1]}); if these are other classes, {named}")
-        else:
-            notes["classes"] = None  # said below, once the generic names are known (not for binary masks)
-            default = None
+        fits = fits_default(hists, default)
+        default = default if fits else None
     known = classes or default
     remap = None
     if mode == "class":
@@ -216,13 +211,15 @@ def mask_reading(hists: dict[str, torch.Tensor], total: int, classes: list[str] 
     if classes is None:
         top = max(torch.nonzero(remap_counts(pixels, remap)[:IGNORE_INDEX]).flatten().tolist(), default=0)
         classes = default if default and not remap else ["background"] + [str(i) for i in range(1, max(top, 1) + 1)]
-        if remap:  # binary masks: the mask_255 note says how they are read
-            notes.pop("classes", None)
-        elif "classes" in notes and notes["classes"] is None and len(classes) > 1:
-            notes["classes"] = (f"{source}: no classes.txt, and the mask values ({_shown(values - {0, IGNORE_INDEX})}) "
-                                f"do not look like {default_name} classes, so only {len(classes)} classes are "
-                                f"used ({', '.join(classes[:4])}{', ..' if len(classes) > 4 else ''}); {named}")
-    return classes, remap, {k: v for k, v in notes.items() if v}
+        found = f"{source}: no classes.txt, and the mask values ({_shown(values - {0, IGNORE_INDEX})})"
+        named = "add classes.txt to name them (line i = mask value i)"
+        if fits and not remap:  # binary masks: the mask_255 note already says how they are read
+            notes["classes"] = (f"{found} fit {default_name} {len(classes)} classes, so those names are used "
+                                f"({classes[0]}, {classes[1]}, .., {classes[-1]}); if these are other classes, {named}")
+        elif fits is False and not remap and len(classes) > 1:
+            notes["classes"] = (f"{found} do not look like {default_name} classes, so only {len(classes)} classes "
+                                f"are used ({', '.join(classes[:4])}{', ..' if len(classes) > 4 else ''}); {named}")
+    return classes, remap, notes
 
 
 def values_problem(hists: dict[str, torch.Tensor], values: set[int], known: list[str] | None, mode: str,

@@ -13,7 +13,8 @@ from pathlib import Path
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle
 from cnnkit.data.registry import register_format
-from cnnkit.data.sequence.data import SPLIT_FILES, read_csv, read_folder, read_smi, sequence_bundle
+from cnnkit.data.sequence.data import read_csv, read_folder, read_smi, sequence_bundle
+from cnnkit.data.splits import SPLIT_NAMES
 
 
 def _csv_header(path: Path) -> set[str] | None:
@@ -33,7 +34,7 @@ def _is_text_csv(path: Path) -> bool:
 
 def _is_text_folder(path: Path) -> bool:
     return path.is_dir() and any(f.stem.lower() == "train" and _is_text_csv(f) for f in path.glob("*.csv")) and all(
-        f.stem.lower() in SPLIT_FILES for f in path.glob("*.csv"))
+        f.stem.lower() in SPLIT_NAMES for f in path.glob("*.csv"))
 
 
 def _is_smi(path: Path) -> bool:

@@ -41,9 +41,9 @@ from cnnkit.data.decode import BadImage, data_files, probe_image, read_text, tex
 from cnnkit.data.detection import box_splits, save_image, unique_names
 from cnnkit.data.formats.box_scan import AnnotationError, RawImage, Scan, scan_to_bundle
 from cnnkit.data.registry import WRITERS, register_format
+from cnnkit.data.splits import SPLIT_NAMES
 
 SPLITS = ("train", "val", "test")
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 NAMES_FILES = ("classes.txt", "obj.names")  # LabelImg / Ultralytics, and Darknet as CVAT's YOLO 1.1 writes it
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 MAX_DEPTH = 32  # nesting levels a data.yaml may have (it needs 2); deeper input makes PyYAML slow, then recurse
@@ -81,7 +81,7 @@ def _split_folder(name: str) -> str | None:
     name = name.lower()
     if name.startswith("obj_") and name.endswith("_data"):
         name = name[4:-5]
-    return SPLIT_FOLDERS.get(name)
+    return SPLIT_NAMES.get(name)
 
 
 def _read_yaml(y: Path) -> dict:

@@ -24,10 +24,10 @@ from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.errors import CnnkitError
 from cnnkit.data.sequence.tokenize import build_vocab, tokenize
+from cnnkit.data.splits import SPLIT_NAMES
 
 INPUT_NAMES = ("smiles", "canonical_smiles", "text", "sentence", "sequence", "string")
 TARGET_NAMES = ("value", "label", "target", "y", "activity", "act", "class", "pic50")
-SPLIT_FILES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 MAX_LENGTH = 256  # tokens kept per string when data.max_length is unset (and the data has longer ones)
 
 
@@ -213,7 +213,7 @@ def read_folder(root: Path, columns: str | None) -> dict[str, Table]:
     """train.csv / val.csv / test.csv (also valid.csv, validation.csv) of a folder, by split."""
     tables: dict[str, Table] = {}
     for f in sorted(root.glob("*.csv")):
-        split = SPLIT_FILES.get(f.stem.lower())
+        split = SPLIT_NAMES.get(f.stem.lower())
         if split is not None:
             if split in tables:
                 raise CnnkitError(f"{root} has two files for the {split} split; keep one.")
