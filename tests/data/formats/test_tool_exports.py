@@ -372,3 +372,24 @@ def test_labelimg_images_without_their_xml_are_background_like_yolo(tmp_path):
     assert "2 images without one are read as background" in report.counts["notes"]["voc:beside"]
     b = read(root, val_fraction=0.0, test_fraction=0.0)
     assert len(b.train) == 5 and sorted(len(b.train.boxes[i]) for i in range(5)) == [0, 0, 1, 1, 1]
+
+
+def test_voc_layout_images_without_their_xml_are_background_when_no_lists_name_the_set(tmp_path):
+    root = tmp_path / "voc"  # Annotations/ + JPEGImages/, LabelImg's "change save dir", no ImageSets
+    for i in range(5):
+        png(root / "JPEGImages" / f"im{i}.jpg", size=(64, 32), mode="RGB")
+        if i < 3:
+            (root / "Annotations").mkdir(exist_ok=True)
+            (root / "Annotations" / f"im{i}.xml").write_text(voc_xml(f"im{i}").replace("{cls}", "ab"[i % 2]))
+    report = inspect(str(root))
+    assert report.counts["splits"] == {"all": 5}
+    assert sorted((i["kind"], i["file"]) for i in report.issues) == [
+        ("no_labels", str(root / "JPEGImages" / "im3.jpg")), ("no_labels", str(root / "JPEGImages" / "im4.jpg"))]
+    assert "2 images without one are read as background" in report.counts["notes"]["voc:background"]
+    b = read(root, val_fraction=0.0, test_fraction=0.0)
+    assert sorted(len(b.train.boxes[i]) for i in range(5)) == [0, 0, 1, 1, 1]
+    # ImageSets lists say which images belong: an unlisted image stays out, with no note
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("im0\nim1\nim2\n")
+    listed = read(root, val_fraction=0.0, test_fraction=0.0)
+    assert len(listed.train) == 3 and "voc:background" not in listed.info.extra.get("notes", {})

@@ -8,7 +8,8 @@
                                          found in the annotations, sorted
 A VOCdevkit folder with one VOC20xx inside is accepted too, and so is LabelImg's default: the
 <id>.xml files saved next to the images in one folder, no Annotations/ (read with a note;
-an image there without its .xml is a background sample, listed `no_labels`, as in YOLO).
+an image there without its .xml is a background sample, listed `no_labels`, as in YOLO; so is an
+image in JPEGImages/ without one in Annotations/ when no ImageSets lists name the set).
 Tags are read without their XML namespace (<annotation xmlns="...">), as if it were absent.
 
 Classes are never VOC's 20 just because every name happens to be a VOC name (a cat/dog set
@@ -185,25 +186,29 @@ def scan(path: Path, allow_outside: bool = False) -> Scan:
         for rec in recs:
             rec.labels = [index.get(n, -1) for n in rec.names]
     notes = elsewhere_note(read)
+    n = sum(len(recs) for recs in parsed.values())
+    background = _background(root / img_dir, root / ann_dir, parsed, split_ids)
+    without = f"{background} images without one are read as background (no boxes)" if background else ""
     if ann_dir == ".":
-        n = sum(len(recs) for recs in parsed.values())
-        background = _background(root, parsed, split_ids)
         notes["voc:beside"] = (f"read {n} Pascal VOC .xml files next to the images in {root} (LabelImg's layout, "
-                               "no Annotations/ folder)" + (f"; {background} images without one are read as "
-                                                            "background (no boxes)" if background else ""))
+                               "no Annotations/ folder)" + (f"; {without}" if without else ""))
+    elif without:
+        notes["voc:background"] = (f"{root / img_dir} holds images with no .xml in {root / ann_dir} and no "
+                                   f"ImageSets/Main lists name the set: {without}")
     return Scan(classes, parsed, issues, notes=notes,
                 labels_hint=f"<object> entries were looked for in {root / ann_dir}")
 
 
-def _background(root: Path, parsed: dict[str, list[RawImage]], split_ids: dict[str, list[str]]) -> int:
-    """LabelImg's layout without ImageSets lists: each image with no <stem>.xml beside it (and named by no
-    <filename>) is a background sample, as YOLO reads an image without a label file; the number added."""
+def _background(images: Path, annotations: Path, parsed: dict[str, list[RawImage]], split_ids: dict[str, list[str]]) -> int:
+    """Without ImageSets lists (LabelImg beside the images, or Annotations/ + JPEGImages/): each image in
+    `images` with no <stem>.xml (and named by no <filename>) is a background sample, as YOLO reads an image
+    without a label file; the number added. With lists, the lists say which images belong to the set."""
     if set(split_ids) != {"all"}:
         return 0
     recs = parsed.setdefault("all", [])
     taken = {Path(r.file) for r in recs} | {r.image_id for r in recs}
-    added = [RawImage(str(img), img.stem, str(root / f"{img.stem}.xml"))
-             for img in sorted(data_files(root, recursive=False)) if img not in taken and img.stem not in taken]
+    added = [RawImage(str(img), img.stem, str(annotations / f"{img.stem}.xml"))
+             for img in sorted(data_files(images, recursive=False)) if img not in taken and img.stem not in taken]
     recs.extend(added)
     recs.sort(key=lambda r: str(r.image_id))
     return len(added)
