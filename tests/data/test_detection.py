@@ -60,9 +60,87 @@ def test_presets_keep_boxes_inside_the_image_and_labels_paired(canvases, preset)
     assert detection_transform("none", True, SIZE, 1) is None
 
 
-def test_loader_carries_instance_masks_through_augmentation(canvases):
+def _rectangles(n: int, size: int) -> DetectionSplit:
+    """n in-memory images, each with 1-3 filled rectangles of value 200 and their exact boxes."""
+    g = torch.Generator().manual_seed(0)
+    images, boxes = torch.zeros((n, 1, size, size), dtype=torch.uint8), []
+    for i in range(n):
+        k = int(torch.randint(1, 4, (1,), generator=g))
+        b = []
+        for j in range(k):  # side by side in columns, so no two rectangles touch
+            x1 = j * size // 3 + int(torch.randint(0, 4, (1,), generator=g))
+            y1 = int(torch.randint(0, size - 20, (1,), generator=g))
+            w, h = int(torch.randint(6, size // 3 - 4, (1,), generator=g)), int(torch.randint(6, 20, (1,), generator=g))
+            images[i, 0, y1:y1 + h, x1:x1 + w] = 200
+            b.append([x1, y1, x1 + w, y1 + h])
+        boxes.append(torch.tensor(b, dtype=torch.float32))
+    labels = [torch.arange(len(b)) for b in boxes]
+    return DetectionSplit(images, boxes, labels, iscrowd=[torch.zeros_like(x) for x in labels], channels=1)
+
+
+def test_light_preset_boxes_follow_the_pixels_and_epochs_repeat():
+    """The batched "light" path (scale jitter, window, flip, brightness/contrast): every kept box stays
+    tight around its rectangle's pixels, clipped ones too; the same epoch gives the same batches."""
+    split = _rectangles(24, SIZE)
+    loader = detection_loader(split, 8, True, seed=2, augment="light", hflip=True, image_size=SIZE, channels=1)
+    assert loader.batch_augment is not None and loader.samples.transform is None
+    kept = flipped = 0
+    for images, targets in loader:
+        for img, t in zip(images, targets):
+            assert img.shape == (1, SIZE, SIZE) and img.dtype == torch.uint8
+            assert len(t["boxes"]) == len(t["labels"]) == len(t["iscrowd"])
+            lit = img[0].float() > img.float().max() / 2
+            cover = torch.zeros_like(lit)
+            for box, label in zip(t["boxes"], t["labels"]):
+                x1, y1, x2, y2 = box.tolist()
+                assert 0 <= x1 < x2 <= SIZE and 0 <= y1 < y2 <= SIZE and x2 - x1 >= 2 and y2 - y1 >= 2
+                inside = lit[max(0, round(y1) - 1):round(y2) + 1, max(0, round(x1) - 1):round(x2) + 1]
+                ys, xs = inside.nonzero(as_tuple=True)
+                ox, oy = max(0, round(x1) - 1), max(0, round(y1) - 1)
+                assert abs(xs.min() + ox - x1) <= 1 and abs(xs.max() + ox + 1 - x2) <= 1
+                assert abs(ys.min() + oy - y1) <= 1 and abs(ys.max() + oy + 1 - y2) <= 1
+                cover[max(0, round(y1) - 1):round(y2) + 1, max(0, round(x1) - 1):round(x2) + 1] = True
+                kept += 1
+            # a lit pixel outside every box is a sliver dropped as too small, so at the window's edge
+            ys, xs = (lit & ~cover).nonzero(as_tuple=True)
+            assert (torch.stack([xs, ys, SIZE - 1 - xs, SIZE - 1 - ys]).amin(0) < 3).all()
+            i = int(t["image_id"])
+            flipped += int(len(t["boxes"]) > 1 and t["boxes"][0, 0] > t["boxes"][-1, 0])
+            assert set(t["labels"].tolist()) <= set(split.labels[i].tolist())
+    assert kept > 0 and flipped > 0  # columns in reverse order: mirrored images occur
+    again = [[img.clone() for img in images] for images, _ in loader]
+    assert all(torch.equal(a, b) for first, (images, _) in zip(again, loader) for a, b in zip(first, images))
+
+
+def test_light_preset_on_image_files_of_other_sizes_fits_them_to_the_window(tmp_path):
+    """Files of any size in one batch: each is shrunk to fit `image_size` (x 0.75-1.25), boxes with it."""
+    from PIL import Image
+
+    paths, boxes = [], []
+    for k, (w, h) in enumerate([(200, 120), (90, 150)]):
+        img = Image.new("L", (w, h))
+        img.paste(255, (20, 30, 60, 90))  # a white 40 x 60 px rectangle
+        img.save(tmp_path / f"{k}.png")
+        paths.append(str(tmp_path / f"{k}.png"))
+        boxes.append(torch.tensor([[20.0, 30.0, 60.0, 90.0]]))
+    split = DetectionSplit(paths, boxes, [torch.tensor([0])] * 2, iscrowd=[torch.tensor([0])] * 2,
+                           sizes=[(120, 200), (150, 90)], channels=1)
+    for epoch in range(4):
+        loader = detection_loader(split, 2, True, seed=epoch, augment="light", image_size=SIZE, channels=1)
+        (images, targets), = list(loader)
+        for img, t in zip(images, targets):
+            assert img.shape == (1, SIZE, SIZE)
+            if len(t["boxes"]):
+                x1, y1, x2, y2 = t["boxes"][0].tolist()
+                lit = (img[0].float() > img.float().max() / 2).nonzero()
+                assert abs(lit[:, 1].min() - x1) <= 1 and abs(lit[:, 1].max() + 1 - x2) <= 1
+                assert abs(lit[:, 0].min() - y1) <= 1 and abs(lit[:, 0].max() + 1 - y2) <= 1
+
+
+@pytest.mark.parametrize("preset", ["light", "strong"])
+def test_loader_carries_instance_masks_through_augmentation(canvases, preset):
     """Instance segmentation reuses this loader: masks must stay paired with their boxes."""
-    loader = detection_loader(canvases, 4, True, seed=1, augment="strong", image_size=SIZE, channels=1,
+    loader = detection_loader(canvases, 4, True, seed=1, augment=preset, image_size=SIZE, channels=1,
                               masks=True)
     for images, targets in loader:
         for img, t in zip(images, targets):

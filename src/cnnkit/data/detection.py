@@ -28,6 +28,7 @@ from torchvision.transforms import v2
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.decode import BadImage, read_image
+from cnnkit.data.det_augment import DetBatchAugment
 from cnnkit.data.loader import EpochOrder, collate_usable, usable_batches
 from cnnkit.data.splits import carve_splits
 from cnnkit.data.transforms import check_preset
@@ -328,10 +329,12 @@ class DetectionLoader(EpochOrder):
 
     def __init__(self, split: DetectionSplit, batch_size: int, train: bool, seed: int = 0,
                  transform: v2.Transform | None = None, masks: bool = False, workers: int = 0,
-                 bad_files: list[BadFile] | None = None):
+                 bad_files: list[BadFile] | None = None, batch_augment: DetBatchAugment | None = None):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
         self.split, self.train = split, train
-        self.samples = _Samples(split, transform if train else None, masks, drop_crowd=train)
+        self.batch_augment = batch_augment if train else None  # in place of the per-sample `transform`
+        per_sample = transform if train and self.batch_augment is None else None
+        self.samples = _Samples(split, per_sample, masks, drop_crowd=train)
         self.workers = workers
         self.bad_files = bad_files if bad_files is not None else []
 
@@ -348,7 +351,10 @@ class DetectionLoader(EpochOrder):
             stream = DataLoader(self.samples, batch_sampler=batches, num_workers=self.workers, collate_fn=_collate)
         else:
             stream = self._in_process(batches)
-        for images, targets in usable_batches(stream, self.bad_files):
+        for k, (images, targets) in enumerate(usable_batches(stream, self.bad_files)):
+            if self.batch_augment is not None:
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + k)
+                images, targets = self.batch_augment(images, targets, g)
             yield images, targets
 
     def _in_process(self, batches):
@@ -363,6 +369,8 @@ class DetectionLoader(EpochOrder):
 def detection_loader(split: DetectionSplit, batch_size: int, train: bool, seed: int = 0, augment: str = "none",
                      hflip: bool = False, image_size: int = 96, channels: int = 3, masks: bool = False,
                      workers: int = 0, bad_files: list[BadFile] | None = None) -> DetectionLoader:
-    """The loader detection and instance segmentation share (augmentation only when `train`)."""
+    """The loader detection and instance segmentation share (augmentation only when `train`): the
+    "light" preset through `DetBatchAugment`, "strong" and "flip" through transforms.v2 per sample."""
     transform = detection_transform(augment, hflip, image_size, channels) if train else None
-    return DetectionLoader(split, batch_size, train, seed, transform, masks, workers, bad_files)
+    batched = DetBatchAugment(image_size, hflip) if train and augment == "light" else None
+    return DetectionLoader(split, batch_size, train, seed, transform, masks, workers, bad_files, batched)

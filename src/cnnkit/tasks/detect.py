@@ -59,6 +59,13 @@ class DetectTask(Task):
         # within noise of a whole training step). 64 px (the model resizes the 96 px canvases; 20 epochs,
         # side by side with these defaults, one core each, 2026-11-30): 0.61x the time but test mAP 0.730 /
         # mAP@.5 0.912 against 0.819 / 0.970 (digits shrink to 11-21 px). Halving at equal mAP is still open.
+        # 2026-12-01 (a day this machine ran ~1.6x slower; seeds 0 / 1, 1 thread, one core each): the light
+        # preset without transforms.v2 (data/det_augment.py) cut the loader from 28 to 12 ms of a ~170 ms step
+        # (`cnnkit bench RUN --profile`, 0.91x the step) at the same test mAP within seed noise: 0.818 / 0.801
+        # (mAP@.5 0.972 / 0.957) against v2's 0.819 / 0.805 (0.970 / 0.954). Cheaper models all lost mAP at 20
+        # epochs (test mAP, seed 0, same day): no 3x3 smoothing in the FPN 0.808 (0.90x the step); no extra
+        # conv in the stride-2 stage 0.795; both + 1x1 output convs 0.749 (0.72x); training on random 64 / 72
+        # px windows of the canvases 0.756 / 0.784 (cut digits teach cut boxes).
         epochs = 20 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
             "model.name": model,
