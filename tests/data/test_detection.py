@@ -112,6 +112,19 @@ def test_light_preset_boxes_follow_the_pixels_and_epochs_repeat():
     assert all(torch.equal(a, b) for first, (images, _) in zip(again, loader) for a, b in zip(first, images))
 
 
+def test_light_preset_draws_other_augmentations_on_each_torchrun_rank(monkeypatch):
+    """Under torchrun, batch k of rank 0 and of rank 1 must not share one scale/window/flip draw."""
+    split = _rectangles(1, SIZE)
+    split = split.subset([0] * 16)  # the same image everywhere: only the augmentation differs
+    first = []
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        loader = detection_loader(split, 8, True, seed=4, augment="light", hflip=True, image_size=SIZE, channels=1)
+        first.append(next(iter(loader))[1][0]["boxes"])
+    assert not torch.equal(first[0], first[1])
+
+
 def test_light_preset_on_image_files_of_other_sizes_fits_them_to_the_window(tmp_path):
     """Files of any size in one batch: each is shrunk to fit `image_size` (x 0.75-1.25), boxes with it."""
     from PIL import Image

@@ -10,8 +10,9 @@ it; detection and instance segmentation both read it through `DetectionLoader`.
 A batch is `(images, targets)`: a list of uint8 C x H x W tensors (sizes may differ —
 torchvision's detectors resize and pad them themselves) and a list of target dicts.
 Augmentation is transforms.v2 on tv_tensors (Image + BoundingBoxes [+ Mask]) so boxes
-and masks follow the pixels; every sample's randomness is seeded by (seed, epoch, index),
-which keeps epochs reproducible whatever the number of workers.
+and masks follow the pixels, each sample seeded by (seed, epoch, index) — except the default
+"light" preset, which `DetBatchAugment` (data/det_augment.py) applies to whole batches from a
+generator seeded by (seed, epoch, batch): either way epochs repeat whatever the number of workers.
 """
 from __future__ import annotations
 
@@ -353,7 +354,9 @@ class DetectionLoader(EpochOrder):
             stream = self._in_process(batches)
         for k, (images, targets) in enumerate(usable_batches(stream, self.bad_files)):
             if self.batch_augment is not None:
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + k)
+                # batch k of this rank: under torchrun each rank draws its own augmentation
+                batch = k * self.world + self.rank
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + batch)
                 images, targets = self.batch_augment(images, targets, g)
             yield images, targets
 

@@ -366,6 +366,8 @@ class SegLoader(EpochOrder):
                             generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
         for k, (images, masks) in enumerate(usable_batches(loader, self.bad_files)):
             if self.augment is not None:
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + k)
+                # batch k of this rank: under torchrun each rank draws its own augmentation
+                batch = k * self.world + self.rank
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + batch)
                 images, masks = self.augment(images, masks, g)
             yield to_model_input(images, self.preprocess), masks.long()
