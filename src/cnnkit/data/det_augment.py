@@ -24,12 +24,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# The "light" preset's ranges, shared with its transforms.v2 form (`detection.detection_transform`).
+LIGHT_SCALE_RANGE = (0.75, 1.25)  # v2.ScaleJitter of the fit to the model's input size
+LIGHT_JITTER = 0.3  # v2.ColorJitter brightness and contrast, applied half the time
+
 
 class DetBatchAugment:
     """(list of uint8 C x H x W images, list of target dicts) -> the same, each image `size` x `size`."""
 
-    def __init__(self, size: int, hflip: bool, scale_range: tuple[float, float] = (0.75, 1.25),
-                 jitter: float = 0.3, min_size: float = 2.0, min_area: float = 4.0):
+    def __init__(self, size: int, hflip: bool, scale_range: tuple[float, float] = LIGHT_SCALE_RANGE,
+                 jitter: float = LIGHT_JITTER, min_size: float = 2.0, min_area: float = 4.0):
         self.size, self.hflip, self.scale_range, self.jitter = size, hflip, scale_range, jitter
         self.min_size, self.min_area = min_size, min_area
 

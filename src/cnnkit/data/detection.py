@@ -29,7 +29,7 @@ from torchvision.transforms import v2
 from cnnkit.config import Config
 from cnnkit.data.base import BadFile
 from cnnkit.data.decode import BadImage, read_image
-from cnnkit.data.det_augment import DetBatchAugment
+from cnnkit.data.det_augment import LIGHT_JITTER, LIGHT_SCALE_RANGE, DetBatchAugment
 from cnnkit.data.loader import EpochOrder, collate_usable, usable_batches
 from cnnkit.data.splits import carve_splits
 from cnnkit.data.transforms import check_preset
@@ -261,14 +261,14 @@ def detection_transform(augment: str, hflip: bool, size: int, channels: int) -> 
     steps: list[v2.Transform] = []
     if strong:
         steps.append(v2.RandomZoomOut(fill=0, side_range=(1.0, 1.6), p=0.3))
-    steps += [v2.ScaleJitter((size, size), scale_range=(0.5, 1.5) if strong else (0.75, 1.25)),
+    steps += [v2.ScaleJitter((size, size), scale_range=(0.5, 1.5) if strong else LIGHT_SCALE_RANGE),
               v2.RandomCrop((size, size), pad_if_needed=True, fill=0)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if strong and channels == 3:
         steps.append(v2.RandomPhotometricDistort(p=0.5))
     else:
-        steps.append(v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.5))
+        steps.append(v2.RandomApply([v2.ColorJitter(brightness=LIGHT_JITTER, contrast=LIGHT_JITTER)], p=0.5))
     steps.append(v2.SanitizeBoundingBoxes(min_size=2.0, min_area=4.0,
                                           labels_getter=lambda s: (s["labels"], s["iscrowd"])))
     return v2.Compose(steps)
@@ -354,10 +354,7 @@ class DetectionLoader(EpochOrder):
             stream = self._in_process(batches)
         for k, (images, targets) in enumerate(usable_batches(stream, self.bad_files)):
             if self.batch_augment is not None:
-                # batch k of this rank: under torchrun each rank draws its own augmentation
-                batch = k * self.world + self.rank
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + batch)
-                images, targets = self.batch_augment(images, targets, g)
+                images, targets = self.batch_augment(images, targets, self.batch_generator(k))
             yield images, targets
 
     def _in_process(self, batches):
@@ -374,6 +371,6 @@ def detection_loader(split: DetectionSplit, batch_size: int, train: bool, seed: 
                      workers: int = 0, bad_files: list[BadFile] | None = None) -> DetectionLoader:
     """The loader detection and instance segmentation share (augmentation only when `train`): the
     "light" preset through `DetBatchAugment`, "strong" and "flip" through transforms.v2 per sample."""
-    transform = detection_transform(augment, hflip, image_size, channels) if train else None
     batched = DetBatchAugment(image_size, hflip) if train and augment == "light" else None
+    transform = detection_transform(augment, hflip, image_size, channels) if train and batched is None else None
     return DetectionLoader(split, batch_size, train, seed, transform, masks, workers, bad_files, batched)

@@ -72,6 +72,13 @@ class EpochOrder:
     def batches(self) -> list[torch.Tensor]:
         return self.chunk(self.epoch_order()[0])
 
+    def batch_generator(self, k: int) -> torch.Generator:
+        """The generator that augments batch `k` of this epoch on this rank (the batch augmentations of
+        the segmentation and detection loaders): a function of (seed, epoch, k, rank), so an epoch is the
+        same with 0 or N workers and on resume, and each torchrun rank draws its own augmentation."""
+        batch = k * self.world + self.rank
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + batch)
+
     def chunk(self, keys):
         """`keys` (a tensor or list, one entry per index of the epoch order) cut into batches."""
         chunks = [keys[j:j + self.batch_size] for j in range(0, len(keys), self.batch_size)]

@@ -366,8 +366,5 @@ class SegLoader(EpochOrder):
                             generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
         for k, (images, masks) in enumerate(usable_batches(loader, self.bad_files)):
             if self.augment is not None:
-                # batch k of this rank: under torchrun each rank draws its own augmentation
-                batch = k * self.world + self.rank
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + batch)
-                images, masks = self.augment(images, masks, g)
+                images, masks = self.augment(images, masks, self.batch_generator(k))
             yield to_model_input(images, self.preprocess), masks.long()
