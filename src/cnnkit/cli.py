@@ -6,6 +6,7 @@ keyword arguments of one API function. `CnnkitError`s end as one line on stderr,
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from cnnkit.cli_options import add_config_flags, add_set_option, apply_flags, bounded
@@ -51,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predict files, folders or globs")
     pr.add_argument("source", metavar="RUN_DIR|CKPT")
     pr.add_argument("inputs", nargs="+", metavar="INPUT")
-    pr.add_argument("--top-k", type=bounded(int, "[1, inf)", "--top-k"), default=5,
-                    help="classes listed per image (classification; at least 1)")
+    pr.add_argument("--top-k", type=bounded(int, "[1, inf)", "--top-k"), default=None,
+                    help="classes listed per image, best first (classification; at least 1; default: the "
+                         "top class in the table, the top 5 in --json)")
     pr.add_argument("--conf", type=bounded(float, "[0, 1]", "--conf"), default=None,
                     help="score threshold in [0, 1] (detection)")
     pr.add_argument("--iou", type=bounded(float, "[0, 1]", "--iou"), default=None,
@@ -287,7 +289,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                       else "image files cnnkit can decode")
             raise CnnkitError(f"None of the {len(records)} input(s) could be read (first: {failed[0]['file']}: "
                               f"{failed[0]['error']}); give {wanted}.")
-        _print_json(records) if args.json else show.predictions(records, args.save_dir, predictor.task.describe)
+        describe = predictor.task.describe
+        if args.top_k is not None:  # asked for: the table lists that many classes (the JSON always holds them)
+            describe = functools.partial(describe, top_k=args.top_k)
+        _print_json(records) if args.json else show.predictions(records, args.save_dir, describe)
     elif args.command == "explain":
         from cnnkit.explain.api import explain_cli
 

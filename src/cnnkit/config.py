@@ -58,6 +58,9 @@ class DataConfig:
                                       "train on the images as they are (classification)", bounds="[1, 100000]")
     mixup: float = option(0.0, "MixUp alpha; 0 turns it off", bounds="[0, inf)")
     cutmix: float = option(0.0, "CutMix alpha; 0 turns it off", bounds="[0, inf)")
+    random_erasing: float = option(0.0, "probability of random erasing per training image (Zhong et al. 2017; "
+                                   "transforms.v2.RandomErasing, erased to 0) after the preset; 0 turns it off "
+                                   "(classification)", bounds="[0, 1]")
     max_bad: float = option(0.01, "bad files tolerated before the run stops: a fraction (<1) or a count (>=1)",
                             bounds="[0, inf)", flag=True)
     workers: int = option(0, "DataLoader workers (streaming datasets)", bounds="[0, 256]", flag=True)

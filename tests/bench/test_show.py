@@ -25,3 +25,11 @@ def test_table_shows_every_backend_and_why_one_is_missing(capsys):
     assert "0.71 / 0.82" in out and "15.0%" in out and "61,706 parameters" in out
     assert "compile: n/a - compiling took longer than 1 s" in out
     assert "aten::mkldnn_convolution" in out and "90%" in out
+
+
+def test_an_mfu_above_one_is_explained_not_hidden(capsys):
+    bench_table({**RESULT, "mfu": {"eager": 1.48, "compile": None}})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "148.0%" in out and "MFU above 100 %: the model's kernels" in out
+    bench_table(RESULT)
+    assert "MFU above 100 %" not in capsys.readouterr().out

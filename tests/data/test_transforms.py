@@ -89,3 +89,29 @@ def test_augmentation_starts_at_the_given_epoch():
     assert torch.equal(x, ref)
     x, ref = epoch_batch(1)  # epoch 2: some mirrored
     assert not torch.equal(x, ref) and bool(((x == ref) | (x == ref.flip(3))).flatten(1).all(1).all())
+
+
+def test_random_erasing_blanks_one_rectangle_per_erased_image_and_only_in_training():
+    """data.random_erasing: about that share of images get one rectangle of zeros (2-33 % of the area,
+    torchvision's RandomErasing defaults) after the preset; evaluation loaders never erase."""
+    from cnnkit.data.base import TensorSplit
+    from cnnkit.data.loader import classification_loader
+
+    images = torch.full((400, 1, 20, 20), 200, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = BatchAugment("none", hflip=False, image_size=(20, 20), erasing=0.5)(images)
+    zeros = (out == 0).flatten(1)
+    erased = zeros.any(1)
+    assert 150 < int(erased.sum()) < 250  # p = 0.5 of 400
+    for mask in zeros[erased].view(-1, 20, 20):
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert int(mask.sum()) == h * w and rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w  # one box
+        slack = 0.5 * (h + w) + 0.25  # torchvision rounds each side to whole pixels
+        assert 0.02 * 400 - slack <= h * w <= 0.33 * 400 + slack
+    assert bool((out[~erased] == 200).all())
+    split = TensorSplit(images[:64], torch.arange(64) % 4)
+    pre = {"size": [20, 20], "mean": [0.0], "std": [1.0]}
+    for train, expect_erased in ((True, True), (False, False)):
+        x, _ = next(iter(classification_loader(split, pre, 64, train, 0, 1, "none", False, 4, erasing=0.5)))
+        assert bool((x == 0).flatten(1).any(1).any()) is expect_erased

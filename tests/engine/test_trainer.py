@@ -96,10 +96,36 @@ def test_train_says_which_defaults_it_picked(tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the note is for a run without CUDA")
-def test_amp_on_a_cpu_run_says_it_trains_in_float32(tmp_path, capsys):
+def test_amp_on_a_cpu_without_bf16_says_it_trains_in_float32(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("cnnkit.engine.trainer.cpu_has_bf16", lambda: False)
     out = tmp_path / "r"
     assert main(["train", "--data", "digits", "--model", "lenet5", "--epochs", "1", "--out", str(out), "--threads",
                  "1", "--set", "train.amp=true"]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "note: train.amp (mixed precision) runs on CUDA only; this run on cpu trains in float32." in err
+    assert ("note: train.amp (mixed precision) runs on CUDA and on CPUs with native bfloat16 (AVX512-BF16 or "
+            "AMX); this run on cpu trains in float32.") in err
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["amp"] is True  # kept as asked
+
+
+def test_amp_on_a_cpu_with_bf16_trains_under_bfloat16_autocast(tmp_path, monkeypatch):
+    """train.amp on a CPU with native bf16: the forward pass runs in bfloat16 (no GradScaler), so the
+    weights differ from the float32 run's by bf16 rounding, and the model learns as well."""
+    from cnnkit.tasks.classify import ClassifyTask
+
+    monkeypatch.setattr("cnnkit.engine.trainer.cpu_has_bf16", lambda: True)  # bf16 is emulated where it is not
+    seen = []
+    original = ClassifyTask.loss
+
+    def loss(self, model, batch):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return original(self, model, batch)
+
+    monkeypatch.setattr(ClassifyTask, "loss", loss)
+    runs = [cnnkit.train(data="digits", model="lenet5", epochs=2, threads=1, out=str(tmp_path / f"amp{int(a)}"),
+                         quiet=True, train__amp=a) for a in (False, True)]
+    n32 = len(seen) // 2
+    assert not any(seen[:n32]) and seen[n32:] and all(seen[n32:])
+    fp32, bf16 = (torch.load(r.best, weights_only=True)["model"] for r in runs)
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32 if fp32[k].is_floating_point())
+    assert runs[1].test_metrics["accuracy"] > 0.8
+    assert runs[1].test_metrics["accuracy"] == pytest.approx(runs[0].test_metrics["accuracy"], abs=0.05)

@@ -160,3 +160,19 @@ def test_smallcnn_defaults_scale_epochs_with_the_training_set():
     assert picked(1_259)["train.epochs"] == picked(42)["train.epochs"] == 40  # capped, not 129 or 3,857
     assert picked(54_000, epochs=7)["train.epochs"] == 7
     assert picked(54_000)["data.image_size"] == 28 and picked(54_000)["train.channels_last"] is True
+
+
+def test_predict_table_lists_the_top_k_classes_asked_for(digits_run, tmp_path, capsys):
+    """`--top-k 3` lists three "class (score)" pairs per row, best first, the same as the JSON records;
+    without it the table shows the top class alone."""
+    _digit_pngs(tmp_path, 2)
+    assert main(["predict", str(digits_run.dir), str(tmp_path), "--json", "--top-k", "3"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(digits_run.dir), str(tmp_path), "--top-k", "3"]) == 0
+    table = capsys.readouterr().out
+    for r in records:
+        assert ", ".join(f"{t['label']} ({t['score']:.3f})" for t in r["top"]) in table
+    assert main(["predict", str(digits_run.dir), str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    for r in records:
+        assert f"{r['label']} ({r['score']:.3f})" in table and f"{r['top'][1]['label']} ({r['top'][1]['score']:.3f})" not in table

@@ -41,6 +41,10 @@ def bench_table(result: dict[str, Any]) -> None:
                   f"(input {shape}); {_human(result['train_flops_per_image'])}FLOPs per training image "
                   f"(forward + backward). Reference: float32 matmul {result['matmul_gflops']:.1f} GFLOP/s "
                   f"measured here; MFU = achieved / that.", highlight=False)
+    if any(v is not None and v > 1 for v in result["mfu"].values()):
+        console.print("MFU above 100 %: the model's kernels (oneDNN convolutions, or bfloat16 under train.amp) ran "
+                      "faster than torch.mm's float32 matmul runs here; the reference is that matmul, not the "
+                      "machine's peak.", style="yellow", highlight=False)
     cuda = "" if result.get("peak_cuda_mb") is None else f", CUDA peak {result['peak_cuda_mb']:,.0f} MiB"
     console.print(f"peak RSS {_num(result['peak_rss_mb'], ',.0f')} MiB{cuda}; timing loops shared "
                   f"{result['budget_s']:g} s ({result['seconds']:.0f} s in all).", highlight=False)

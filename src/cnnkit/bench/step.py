@@ -2,7 +2,7 @@
 
 `TrainStep` mirrors one iteration of `Training._train_steps`: the next batch from the task's
 own training loader (augmentation included) moved by `task.to_device`, `task.loss` under
-autocast (CUDA with train.amp), backward through the GradScaler, gradient clipping, the
+autocast (train.amp: float16 on CUDA, bfloat16 on a CPU with native bf16), backward through the GradScaler, gradient clipping, the
 optimiser step and the EMA update. The learning-rate schedule is left out: it costs nothing
 per step. Its four sections are labelled with `torch.profiler.record_function` (SECTIONS), so
 `profile.py` can say where a step's time goes; outside a profiler a label costs about a
@@ -22,6 +22,7 @@ from cnnkit.bench.measure import sync
 from cnnkit.config import Config
 from cnnkit.data.loader import endless  # noqa: F401  (re-exported: bench.api and the tests take it from here)
 from cnnkit.engine.optim import build_optimizer
+from cnnkit.engine.trainer import use_amp
 from cnnkit.tasks.base import Task
 
 # record_function labels of a step's parts, distinct from any operator name
@@ -39,8 +40,8 @@ class TrainStep:
     def __init__(self, task: Task, cfg: Config, backend: Backend, device: torch.device):
         self.task, self.backend, self.device = task, backend, device
         self.optimizer = build_optimizer(backend.model, cfg.train)
-        self.amp = bool(cfg.train.amp) and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp = use_amp(cfg, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device.type == "cuda")
         self.clip = cfg.train.grad_clip
         self.ema = None
         if cfg.train.ema:

@@ -138,12 +138,21 @@ class AugmentFrom:
         return self.augment(images) if self.loader.epoch + 1 >= self.start_epoch else images
 
 
+def train_augment(augment: str, hflip: bool, preprocess: dict, train: bool, erasing: float) -> BatchAugment:
+    """The batch augmentation of a classification loader: the preset and random erasing when training,
+    nothing otherwise."""
+    if not train:
+        return BatchAugment("none", hflip, preprocess["size"])
+    return BatchAugment(augment, hflip, preprocess["size"], erasing)
+
+
 class TensorLoader(EpochOrder):
     def __init__(self, split: TensorSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
-                 augment: str = "none", hflip: bool = False, mix=None, augment_start_epoch: int = 1):
+                 augment: str = "none", hflip: bool = False, mix=None, augment_start_epoch: int = 1,
+                 erasing: float = 0.0):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
         self.split, self.preprocess, self.mix = split, preprocess, mix if train else None
-        self.augment = AugmentFrom(self, BatchAugment(augment if train else "none", hflip, preprocess["size"]),
+        self.augment = AugmentFrom(self, train_augment(augment, hflip, preprocess, train, erasing),
                                    augment_start_epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -176,11 +185,11 @@ class _FileDataset(Dataset):
 class StreamLoader(EpochOrder):
     def __init__(self, split: FileSplit, batch_size: int, preprocess: dict, train: bool, seed: int,
                  channels: int, augment: str = "none", hflip: bool = False, mix=None, workers: int = 0,
-                 augment_start_epoch: int = 1):
+                 augment_start_epoch: int = 1, erasing: float = 0.0):
         super().__init__(len(split), batch_size, shuffle=train, seed=seed, drop_last=train)
         self.dataset = _FileDataset(split, channels, preprocess["size"])
         self.preprocess, self.workers, self.mix = preprocess, workers, mix if train else None
-        self.augment = AugmentFrom(self, BatchAugment(augment if train else "none", hflip, preprocess["size"]),
+        self.augment = AugmentFrom(self, train_augment(augment, hflip, preprocess, train, erasing),
                                    augment_start_epoch)
         self.bad_files: list[BadFile] = []
 
@@ -197,9 +206,10 @@ class StreamLoader(EpochOrder):
 
 def classification_loader(split, preprocess: dict, batch_size: int, train: bool, seed: int, channels: int,
                           augment: str, hflip: bool, num_classes: int, mixup: float = 0.0, cutmix: float = 0.0,
-                          workers: int = 0, augment_start_epoch: int = 1):
+                          workers: int = 0, augment_start_epoch: int = 1, erasing: float = 0.0):
     mix = mix_transform(num_classes, mixup, cutmix) if train else None
     if isinstance(split, TensorSplit):
-        return TensorLoader(split, batch_size, preprocess, train, seed, augment, hflip, mix, augment_start_epoch)
+        return TensorLoader(split, batch_size, preprocess, train, seed, augment, hflip, mix, augment_start_epoch,
+                            erasing)
     return StreamLoader(split, batch_size, preprocess, train, seed, channels, augment, hflip, mix, workers,
-                        augment_start_epoch)
+                        augment_start_epoch, erasing)

@@ -112,7 +112,7 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
     nhwc = set_memory_format(model, cfg)  # before the optimiser takes the parameters, as in training
     optimizer = build_optimizer(model, cfg.train)
     amp = use_amp(cfg, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     lrs, losses, smoothed, stopped, avg = [], [], [], None, 0.0
     was_training = model.training
     model.train()

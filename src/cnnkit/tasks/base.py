@@ -172,9 +172,10 @@ class Task:
         """Pictures of one prediction (`name`: the input's file name)."""
         return []
 
-    def describe(self, record: dict[str, Any]) -> str:
+    def describe(self, record: dict[str, Any], **options: Any) -> str:
         """One line of plain text for one `record` in `cnnkit predict`'s table (`--json` prints the
-        record itself). Default: its numbers as "key value" ("value 6.832")."""
+        record itself); `options` are the predict options the user gave (classification: `top_k`,
+        the classes listed). Default: its numbers as "key value" ("value 6.832")."""
         return ", ".join(f"{k} {v:.4g}" for k, v in record.items()
                          if isinstance(v, (int, float)) and not isinstance(v, bool)) or "-"
 

@@ -27,9 +27,11 @@ from cnnkit.tasks.base import Drawing, Task, image_side
 TOP_K = 5  # the "top5" metric's k
 
 
-def label_text(record: dict[str, Any]) -> str:
-    """A classification record's line in the predict table: "8 (0.905)", the top class and its score."""
-    return f"{record['label']} ({record['score']:.3f})"
+def label_text(record: dict[str, Any], top_k: int = 1) -> str:
+    """A classification record's line in the predict table: "8 (0.905)", the top class and its score, or
+    with `top_k` > 1 that many of the record's "top" classes: "8 (0.905), 3 (0.061), 5 (0.012)"."""
+    shown = record.get("top", [])[:top_k] if top_k > 1 else []
+    return ", ".join(f"{t['label']} ({t['score']:.3f})" for t in shown or [record])
 
 
 class ClassificationMetric:
@@ -169,7 +171,7 @@ class ClassifyTask(Task):
         return classification_loader(
             split, self.preprocessing(cfg, info), cfg.train.batch_size, train, cfg.train.seed, info.channels,
             cfg.data.augment or "none", info.hflip_ok, info.num_classes, cfg.data.mixup, cfg.data.cutmix,
-            cfg.data.workers, cfg.data.augment_start_epoch)
+            cfg.data.workers, cfg.data.augment_start_epoch, cfg.data.random_erasing)
 
     # -- model ------------------------------------------------------------------------
     def build_model(self, cfg: Config, info: DatasetInfo) -> nn.Module:
@@ -237,8 +239,8 @@ class ClassifyTask(Task):
         """Class probabilities (K,)."""
         return model(x).float().softmax(1)[0].cpu()
 
-    def describe(self, record: dict[str, Any]) -> str:
-        return label_text(record)
+    def describe(self, record: dict[str, Any], top_k: int = 1, **options: Any) -> str:
+        return label_text(record, top_k)
 
     def record(self, prob: torch.Tensor, image: torch.Tensor, meta: dict[str, Any], index: int, top_k: int = 5,
                **options) -> dict[str, Any]:

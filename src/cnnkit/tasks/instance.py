@@ -89,7 +89,7 @@ class InstanceTask(Task):
                 for b, lab, s, rle in zip(det["boxes"], det["labels"], det["scores"], rles)]
         return {**boxes.size_fields(index, image), "instances": objs}
 
-    def describe(self, record: dict[str, Any]) -> str:
+    def describe(self, record: dict[str, Any], **options: Any) -> str:
         return boxes.objects_text(record["instances"], ("object", "objects"))
 
     def draw(self, image: torch.Tensor, det: dict[str, torch.Tensor], meta: dict[str, Any], name: str,

@@ -190,7 +190,7 @@ class SegmentTask(Task):
                 "pixels": {c: int(n) for c, n in zip(classes, counts)},
                 "classes_present": [c for c, n in zip(classes, counts) if n > 0]}
 
-    def describe(self, record: dict[str, Any]) -> str:
+    def describe(self, record: dict[str, Any], **options: Any) -> str:
         """"background 91.2%, 3 5.1%, 7 3.7%": the classes present and their share of the image's pixels,
         largest first (the counts, and the masks with --save-dir, are in the record)."""
         total = max(1, record["height"] * record["width"])

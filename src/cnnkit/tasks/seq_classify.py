@@ -37,8 +37,8 @@ class SeqClassifyTask(SequenceTask):
     def new_metric(self, info: DatasetInfo) -> ClassificationMetric:
         return ClassificationMetric(info.classes)
 
-    def answer(self, record: dict[str, Any]) -> str:
-        return label_text(record)
+    def answer(self, record: dict[str, Any], top_k: int = 1, **options: Any) -> str:
+        return label_text(record, top_k)
 
     def record(self, logits: torch.Tensor, image: Any, meta: dict[str, Any], index: int, top_k: int = 5,
                **options: Any) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class SeqRegressTask(SequenceTask):
     def new_metric(self, info: DatasetInfo) -> RegressionMetric:
         return RegressionMetric()
 
-    def answer(self, record: dict[str, Any]) -> str:
+    def answer(self, record: dict[str, Any], **options: Any) -> str:
         return f"{record['value']:.4g}"
 
     def record(self, out: torch.Tensor, image: Any, meta: dict[str, Any], index: int, **options: Any) -> dict[str, Any]:

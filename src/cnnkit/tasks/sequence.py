@@ -104,13 +104,13 @@ class SequenceTask(Task):
         seq = preprocess["sequence"]
         return Encoder(seq["vocab"], seq["tokenizer"], seq["max_length"]).batch(texts)
 
-    def describe(self, record: dict[str, Any]) -> str:
+    def describe(self, record: dict[str, Any], **options: Any) -> str:
         """"CCO -> 6.832": the string (cut at 40 characters; the file column says only where it came
         from), then the task's `answer`."""
         text = record.get("input", "")
-        return f"{text if len(text) <= 40 else text[:39] + '…'} -> {self.answer(record)}"
+        return f"{text if len(text) <= 40 else text[:39] + '…'} -> {self.answer(record, **options)}"
 
-    def answer(self, record: dict[str, Any]) -> str:
+    def answer(self, record: dict[str, Any], **options: Any) -> str:
         """What the model said of one string, in a few words (`describe`)."""
         raise NotImplementedError
 
