@@ -66,9 +66,14 @@ def lost_worker_error(err: BaseException, info: DistInfo) -> CnnkitError:
                        "--resume RUN_DIR.")
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, quiet: bool = False) -> None:
+    """Destroy the process group; with `quiet` (a peer is already gone) a failure to do so is ignored."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.destroy_process_group()
+        except Exception:
+            if not quiet:
+                raise
 
 
 def barrier(info: DistInfo) -> None:

@@ -84,6 +84,10 @@ def fit(cfg: Config, console: Console | None = None, quiet: bool = False, given:
         if fresh and dist.is_main and not any((run_dir / n).exists() for n in ("best.pt", "last.pt")):
             shutil.rmtree(run_dir, ignore_errors=True)  # a failed run leaves no half-made directory behind
         if isinstance(err, RuntimeError) and distributed.is_lost_worker(err, dist):
+            # Destroy the broken process group now: left to interpreter exit, its gloo threads were still
+            # joinable and the process aborted after the sentence ("terminate called without an active
+            # exception", exit -6 instead of 2; seen in CI, test_a_lost_worker_is_one_sentence_on_rank0).
+            distributed.teardown(dist, quiet=True)
             raise distributed.lost_worker_error(err, dist) from None
         raise
 
