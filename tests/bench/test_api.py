@@ -45,7 +45,7 @@ def test_cli_json_for_lenet5_on_digits(capsys):
     check_result(r, ("eager", "channels_last", "compile"))
     assert r["flops"] == LENET5_FLOPS and r["params"] == 61_706
     assert r["train_img_s"]["compile"] is None and "compile-timeout-s" in r["unavailable"]["compile"]
-    assert r["threads"] == 1
+    assert r["threads"] == 1 and r["amp"] is False
 
 
 def test_api_numbers_follow_their_definitions():

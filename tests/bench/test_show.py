@@ -33,3 +33,10 @@ def test_an_mfu_above_one_is_explained_not_hidden(capsys):
     assert "148.0%" in out and "MFU above 100 %: the model's kernels" in out
     bench_table(RESULT)
     assert "MFU above 100 %" not in capsys.readouterr().out
+
+
+def test_the_title_says_when_training_ran_under_autocast(capsys):
+    bench_table({**RESULT, "amp": True})
+    assert "training in bfloat16 autocast" in " ".join(capsys.readouterr().out.split())
+    bench_table(RESULT)
+    assert "autocast" not in capsys.readouterr().out

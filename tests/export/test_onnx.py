@@ -75,3 +75,18 @@ def test_explain_an_onnx_file_with_occlusion_only(classify_run, tmp_path):
     assert torch.allclose(ref.map, got.map, atol=1e-4)
     with pytest.raises(CnnkitError, match="gradcam need.* PyTorch's gradients .* use --method occlusion"):
         cnnkit.explain(out, [image], method="gradcam,occlusion")
+
+
+def test_a_model_without_an_export_graph_is_named_without_detector_advice():
+    """A sequence (or other) model cnnkit cannot export yet: the sentence names it and its output, and does
+    not tell the user to train a detector."""
+    import torch.nn as nn
+
+    from cnnkit.errors import CnnkitError
+    from cnnkit.export.graph import graph_of
+
+    with pytest.raises(CnnkitError, match='does not support "textcnn" \\(sequence output\\) yet') as e:
+        graph_of(nn.Linear(2, 2), "sequence", "textcnn")
+    assert "tinydet" not in str(e.value).split("checkpoints export")[1]
+    with pytest.raises(CnnkitError, match="of the detectors only tinydet and maskrcnn export"):
+        graph_of(nn.Linear(2, 2), "boxes", "fcos")

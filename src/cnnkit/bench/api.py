@@ -42,6 +42,7 @@ from cnnkit.bench.step import TrainStep, endless, train_flops_per_image
 from cnnkit.config import Config
 from cnnkit.engine.checkpoint import load_checkpoint
 from cnnkit.engine.run import ResolvedRun, resolve_run
+from cnnkit.engine.trainer import use_amp
 from cnnkit.errors import CnnkitError
 from cnnkit.models.info import layer_table
 from cnnkit.tasks.base import image_side
@@ -61,7 +62,8 @@ def bench(source: str | Path | Config, data: str | None = None, *, budget_s: flo
     Keys: `train_img_s`, `throughput_batch64_img_s`, `achieved_gflops`, `mfu` (backend -> number or
     None), `latency_batch1_ms` (backend -> {"p50", "p99"} in ms, or None), `peak_rss_mb`,
     `peak_cuda_mb` (None off CUDA), `params`, `flops` (forward FLOPs per image, a multiply-add = 2),
-    `train_flops_per_image`, `matmul_gflops`, `threads`, `machine`, `unavailable` (backend -> reason),
+    `train_flops_per_image`, `matmul_gflops`, `threads`, `amp` (whether training ran under
+    autocast: `use_amp`), `machine`, `unavailable` (backend -> reason),
     plus `model`, `task`, `data`, `device`, `input_shape`, `batch_sizes`, `budget_s`, `seconds`,
     and `profile` when asked. `data` replaces the checkpoint's data (default for a model name:
     digits); `overrides` are config keys as in `cnnkit.train` (`threads=1`, `canvas_size=48`),
@@ -227,5 +229,6 @@ def _result(run: ResolvedRun, names: list[str], measured: dict[str, dict], unava
         "matmul_gflops": matmul,
         "mfu": {n: None if v is None else round(v / matmul, 4) for n, v in achieved.items()},
         "threads": torch.get_num_threads(),
+        "amp": use_amp(run.cfg, run.device),
         "unavailable": unavailable,
     }

@@ -23,8 +23,10 @@ def _human(n: float) -> str:
 def bench_table(result: dict[str, Any]) -> None:
     """Print one row per backend, the model's size and cost, the machine's reference rate and the profile."""
     b = result["batch_sizes"]
+    amp = "" if not result.get("amp") else (", training in float16 autocast" if result["device"].startswith("cuda")
+                                            else ", training in bfloat16 autocast")
     t = Table(title=f"{result['model']} on {result['data']} ({result['task']}, {result['device']}, "
-                    f"{result['threads']} thread(s))", header_style="bold",
+                    f"{result['threads']} thread(s){amp})", header_style="bold",
               caption=f"training at batch {b['train']}; latency at batch 1; throughput at batch {b['throughput']}; "
                       "GFLOP/s and MFU of training")
     for col in ("backend", "train img/s", "latency p50/p99 ms", "throughput img/s", "GFLOP/s", "MFU"):

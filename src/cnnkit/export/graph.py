@@ -60,5 +60,9 @@ def graph_of(model: nn.Module, output: str, name: str) -> tuple[nn.Module, str, 
         return HeadGraph(model), "tinydet-head", ["cls_logits", "boxes", "iou_logits"]
     if output == "boxes" and hasattr(getattr(getattr(model, "net", None), "roi_heads", None), "mask_predictor"):
         return InstanceGraph(model), "torchvision-instance", ["boxes", "labels", "scores", "masks"]
-    raise CnnkitError(f'cnnkit export does not support "{name}" ({output} output) yet: of the detectors only '
-                      "tinydet and maskrcnn export; train one with `cnnkit train --model tinydet` to export it.")
+    if output == "boxes":
+        raise CnnkitError(f'cnnkit export does not support "{name}" (boxes output) yet: of the detectors only '
+                          "tinydet and maskrcnn export; train one with `cnnkit train --model tinydet` to export it.")
+    raise CnnkitError(f'cnnkit export does not support "{name}" ({output} output) yet: classification, '
+                      "segmentation, tinydet and maskrcnn checkpoints export; its weights are in the checkpoint "
+                      "(`cnnkit.load` runs it in Python).")
