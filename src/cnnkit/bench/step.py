@@ -22,7 +22,7 @@ from cnnkit.bench.measure import sync
 from cnnkit.config import Config
 from cnnkit.data.loader import endless  # noqa: F401  (re-exported: bench.api and the tests take it from here)
 from cnnkit.engine.optim import build_optimizer
-from cnnkit.engine.trainer import use_amp
+from cnnkit.engine.trainer import grad_scaler, use_amp
 from cnnkit.tasks.base import Task
 
 # record_function labels of a step's parts, distinct from any operator name
@@ -41,7 +41,7 @@ class TrainStep:
         self.task, self.backend, self.device = task, backend, device
         self.optimizer = build_optimizer(backend.model, cfg.train)
         self.amp = use_amp(cfg, device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device.type == "cuda")
+        self.scaler = grad_scaler(self.amp, device)
         self.clip = cfg.train.grad_clip
         self.ema = None
         if cfg.train.ema:

@@ -101,7 +101,7 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
     step taken with lrs[i]. The model comes back with its weights and memory format as they were.
     """
     from cnnkit.engine.optim import build_optimizer
-    from cnnkit.engine.trainer import optimizer_step, set_memory_format, use_amp
+    from cnnkit.engine.trainer import grad_scaler, optimizer_step, set_memory_format, use_amp
 
     cfg, task, model, device = run.cfg, run.task, run.model, run.device
     loader = task.loader(run.bundle.train, cfg, run.info, train=True)
@@ -112,7 +112,7 @@ def range_test(run, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 1
     nhwc = set_memory_format(model, cfg)  # before the optimiser takes the parameters, as in training
     optimizer = build_optimizer(model, cfg.train)
     amp = use_amp(cfg, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    scaler = grad_scaler(amp, device)
     lrs, losses, smoothed, stopped, avg = [], [], [], None, 0.0
     was_training = model.training
     model.train()

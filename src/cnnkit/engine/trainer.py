@@ -11,6 +11,7 @@ The data, task, defaults and model come from `engine/run.py`, as for every comma
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -166,7 +167,8 @@ class Training:
         if dist.enabled:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.amp = use_amp(cfg, self.device)  # read every step: decided once
+        self.scaler = grad_scaler(self.amp, self.device)
         if cfg.train.amp and not self.amp and self.main and not quiet:  # config.yaml keeps what was asked
             console.print(f"note: train.amp (mixed precision) runs on CUDA and on CPUs with native bfloat16 "
                           f"(AVX512-BF16 or AMX); this run on {self.device.type} trains in float32.",
@@ -175,10 +177,6 @@ class Training:
                                       unit="seq/s" if run.task.target == "sequence" else "img/s")
         self.eval_model = self.ema.module if self.ema is not None else self.model
         self.val_metrics: dict[str, Any] = {}
-
-    @property
-    def amp(self) -> bool:
-        return use_amp(self.cfg, self.device)
 
     def _restore(self, resume: Resume) -> None:
         """Weights, optimiser, schedule, EMA, early stopping, history, RNG and counters from last.pt."""
@@ -337,6 +335,7 @@ def set_memory_format(model: torch.nn.Module, cfg: Config) -> bool:
     return True
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """True where this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles), so oneDNN's bf16
     convolutions run at about twice the float32 rate (3x3 conv, 64 channels, 2 threads of an AMD
@@ -353,6 +352,12 @@ def use_amp(cfg: Config, device: torch.device) -> bool:
     if not cfg.train.amp:
         return False
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
+def grad_scaler(amp: bool, device: torch.device) -> torch.amp.GradScaler:
+    """The loss scaler for `use_amp`'s answer: on for float16 on CUDA, off otherwise (bfloat16 on a CPU
+    needs none). Shared by training, the LR range test and `cnnkit bench`."""
+    return torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
