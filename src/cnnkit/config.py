@@ -132,8 +132,9 @@ class TrainConfig:
     seed: int = option(0, "seed of weights, data order and augmentation", bounds="[0, 4294967295]", flag=True)
     deterministic: bool = option(False, "PyTorch deterministic algorithms (slower, bit-exact on GPU too)", flag=True)
     device: str = option("auto", "where to train", choices=("auto", "cpu", "cuda", "mps", "cuda:N"), flag=True)
-    amp: bool = option(False, "mixed precision: float16 + GradScaler on CUDA, bfloat16 autocast on a CPU with "
-                            "native bf16 (AVX512-BF16 or AMX); float32 elsewhere, with a note")
+    amp: bool | None = option(None, "mixed precision: float16 + GradScaler on CUDA, bfloat16 autocast on a CPU "
+                              "with native bf16 (AVX512-BF16 or AMX); float32 elsewhere, with a note; the task's "
+                              "default when unset (on for tinydet where the CPU has native bf16, off otherwise)")
     channels_last: bool | None = option(None, "train with NHWC (channels_last) weights and activations (1.2-1.3x "
                                         "the images/s of smallcnn on one CPU thread; measure yours with `cnnkit "
                                         "bench`); the task's default when unset", flag=True)

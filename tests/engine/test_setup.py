@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from cnnkit.config import Config
-from cnnkit.engine.setup import configure_threads, make_run_dir, pick_device, seed_everything
+from cnnkit.devices import pick_device
+from cnnkit.engine.setup import configure_threads, make_run_dir, seed_everything
 from cnnkit.errors import CnnkitError
 
 

@@ -95,9 +95,28 @@ def test_train_says_which_defaults_it_picked(tmp_path, capsys):
     assert "epochs" not in err.split("defaults for digits")[1].split(";")[0]  # --epochs was given, not picked
 
 
+def test_the_picked_line_says_why_mixed_precision_is_on_or_off():
+    """train.amp is the one default that depends on the machine, not the data: the line says so."""
+    from types import SimpleNamespace
+
+    from cnnkit.data.base import DatasetInfo
+    from cnnkit.engine.trainer import picked_text
+
+    def line(amp, device="cpu"):
+        run = SimpleNamespace(info=DatasetInfo("detect", ["a"], 1, 96, name="d"), bundle=SimpleNamespace(train=[0] * 3),
+                              task=SimpleNamespace(target="boxes"), device=torch.device(device),
+                              picked={"train.epochs": 13, "train.amp": amp})
+        return picked_text(run)
+
+    assert line(True) == ("defaults for d (3 training images): epochs 13, amp on (bfloat16: this CPU computes it "
+                          "natively); any flag overrides them")
+    assert "amp off (this CPU has no native bfloat16)" in line(False)
+    assert "amp off;" in line(False, "meta")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the note is for a run without CUDA")
 def test_amp_on_a_cpu_without_bf16_says_it_trains_in_float32(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("cnnkit.engine.trainer.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("cnnkit.devices.cpu_has_bf16", lambda: False)
     out = tmp_path / "r"
     assert main(["train", "--data", "digits", "--model", "lenet5", "--epochs", "1", "--out", str(out), "--threads",
                  "1", "--set", "train.amp=true"]) == 0
@@ -112,7 +131,7 @@ def test_amp_on_a_cpu_with_bf16_trains_under_bfloat16_autocast(tmp_path, monkeyp
     weights differ from the float32 run's by bf16 rounding, and the model learns as well."""
     from cnnkit.tasks.classify import ClassifyTask
 
-    monkeypatch.setattr("cnnkit.engine.trainer.cpu_has_bf16", lambda: True)  # bf16 is emulated where it is not
+    monkeypatch.setattr("cnnkit.devices.cpu_has_bf16", lambda: True)  # bf16 is emulated where it is not
     seen = []
     original = ClassifyTask.loss
 

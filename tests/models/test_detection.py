@@ -72,10 +72,10 @@ def test_tinydet_loss_vanishes_for_a_perfect_prediction():
     targets = [{"boxes": gt, "labels": torch.tensor([1])}]
     p = len(points)
     boxes = gt.expand(1, p, 4).clone()
-    # the positives: points inside the box and within 1.5 strides of its centre
+    # the positives: points inside the box and within 1 stride (the default centre_radius, 4 px) of its centre
     cx, cy = 20.0, 22.0
-    pos = ((points[:, 0] - cx).abs() < 6) & ((points[:, 1] - cy).abs() < 6)
-    assert 4 <= int(pos.sum()) <= 9
+    pos = ((points[:, 0] - cx).abs() < 4) & ((points[:, 1] - cy).abs() < 4)
+    assert 1 <= int(pos.sum()) <= 4
     cls = torch.full((1, p, 3), -30.0)
     cls[0, pos, 1] = 30.0
     iou = torch.full((1, p), 30.0)

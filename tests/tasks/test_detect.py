@@ -45,6 +45,28 @@ def test_defaults_and_interface(task_cfg, bundle):
     assert pre["size"] == [SIZE, SIZE] and pre["channels"] == 1 and pre["category_ids"][:2] == [1, 2]
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_tinydet_trains_in_bfloat16_by_default_only_where_the_cpu_computes_it(bundle, monkeypatch, native):
+    """The measured short schedule (13 epochs, lr 0.04) everywhere; bf16 autocast only where it is native."""
+    monkeypatch.setattr("cnnkit.tasks.detect.cpu_has_bf16", lambda: native)
+    task = get_task("detect")
+
+    def picked(**keys):
+        cfg = Config()
+        cfg.task, cfg.train.device = "detect", "cpu"
+        for k, v in keys.items():
+            cfg.set(k, v)
+        return task.defaults(cfg, bundle.info), cfg
+
+    defaults, cfg = picked()
+    assert defaults["train.amp"] is native and defaults["train.epochs"] == 13 and defaults["train.lr"] == 0.04
+    assert cfg.fill_defaults(defaults).train.amp is native
+    _, cfg = picked(**{"train.amp": not native})  # asked for: kept
+    assert cfg.fill_defaults(defaults).train.amp is (not native)
+    fcos, _ = picked(**{"model.name": "fcos"})  # mixed precision measured for tinydet only
+    assert "train.amp" not in fcos and fcos["train.lr"] == 0.02
+
+
 def test_loader_is_a_function_of_seed_and_epoch(task_cfg, bundle):
     task, cfg = task_cfg
     a, b = task.loader(bundle.train, cfg, bundle.info, True), task.loader(bundle.train, cfg, bundle.info, True)

@@ -20,7 +20,8 @@ from torch import nn
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.engine.checkpoint import RETRAIN, check_meta, load_checkpoint, load_weights
-from cnnkit.engine.setup import configure_threads, pick_device, seed_everything
+from cnnkit.devices import pick_device
+from cnnkit.engine.setup import configure_threads, seed_everything
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import TASKS, get_task
 from cnnkit.tasks.base import Task

@@ -1,4 +1,5 @@
-"""Run set-up shared by train, eval and predict: seeding, determinism, device choice, run folders."""
+"""Run set-up shared by train, eval and predict: seeding, determinism, threads, run folders
+(the device and what it computes natively: `cnnkit.devices`)."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,6 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.errors import CnnkitError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
@@ -39,22 +37,6 @@ def configure_threads(threads: int | None) -> int:
         threads = max(1, (os.cpu_count() or 2) - 1)
     torch.set_num_threads(threads)
     return threads
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise CnnkitError(f'Unknown device "{name}": use one of {", ".join(DEVICES)}.')
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnkitError(f'--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto.')
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def make_run_dir(cfg: Config, create: bool = True, suffix: str = "") -> Path:

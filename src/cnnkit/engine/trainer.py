@@ -11,7 +11,6 @@ The data, task, defaults and model come from `engine/run.py`, as for every comma
 """
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import shutil
@@ -33,6 +32,7 @@ from cnnkit.engine.evaluate import evaluate, fmt, headline_text, scalars
 from cnnkit.engine.optim import build_optimizer, build_scheduler
 from cnnkit.engine.resume import Resume, prepare_resume, restore_schedule
 from cnnkit.engine.run import ResolvedRun, resolve_run
+from cnnkit.devices import amp_is_native
 from cnnkit.engine.setup import make_run_dir
 from cnnkit.errors import CnnkitError
 
@@ -125,8 +125,15 @@ def picked_text(run: ResolvedRun) -> str:
     names = {"model.name": "model", "data.image_size": "image size", "train.epochs": "epochs",
              "train.batch_size": "batch", "train.lr": "lr", "data.augment": "augment"}
     ordered = [k for k in names if k in run.picked] + sorted(k for k in run.picked if k not in names)
-    shown = ", ".join(f"{names.get(k, k.split('.')[-1])} {_value(run.picked[k])}" for k in ordered)
+    shown = ", ".join(f"{names.get(k, k.split('.')[-1])} {_value(run.picked[k])}{_why(k, run)}" for k in ordered)
     return f"defaults for {info.name or 'the data'} ({n:,} {what}{size}): {shown}; any flag overrides them"
+
+
+def _why(key: str, run: ResolvedRun) -> str:
+    """The reason behind a default that depends on this machine rather than on the data."""
+    if key == "train.amp" and run.device.type == "cpu":
+        return " (bfloat16: this CPU computes it natively)" if run.picked[key] else " (this CPU has no native bfloat16)"
+    return ""
 
 
 def _value(v: Any) -> str:
@@ -335,23 +342,11 @@ def set_memory_format(model: torch.nn.Module, cfg: Config) -> bool:
     return True
 
 
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """True where this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles), so oneDNN's bf16
-    convolutions run at about twice the float32 rate (3x3 conv, 64 channels, 2 threads of an AMD
-    EPYC with AVX512-BF16: 931 vs 494 GFLOP/s); elsewhere bf16 is emulated and slower than float32."""
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
 def use_amp(cfg: Config, device: torch.device) -> bool:
     """Mixed precision for `train.amp`: autocast to float16 with a GradScaler on CUDA, autocast to
     bfloat16 (no scaler: bf16 keeps float32's exponent range) on a CPU with native bf16
     (`cpu_has_bf16`); False elsewhere. Shared by training, the LR range test and `cnnkit bench`."""
-    if not cfg.train.amp:
-        return False
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    return bool(cfg.train.amp) and amp_is_native(device)
 
 
 def grad_scaler(amp: bool, device: torch.device) -> torch.amp.GradScaler:

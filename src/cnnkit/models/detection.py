@@ -213,12 +213,15 @@ class TinyDet(nn.Module):
     About 45 MMACs per 96 x 96 image. Measured at equal CPU time on digits-detect: a
     48-channel head reached a lower mAP (more cost, no faster learning); heads on stride 8
     (`min_stride=8`) lost a third of the mAP; `tower=0` (outputs straight on the FPN sum)
-    diverged within 10 steps, hence tower >= 1.
+    diverged within 10 steps, hence tower >= 1. Positives are the cells inside a box whose
+    centre lies within `center_radius` cells of the box centre (FCOS's centre sampling, Tian et
+    al. 2019): 1 cell (about 2 x 2 cells per digit) beat 1.5 by 0.012 val mAP over 4 seeds on
+    digits-detect; 2.5 lost 0.04.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 96, backbone: str = "tiny",
                  attention: str | None = None, widths: tuple[int, ...] | None = None, head_width: int = 32,
-                 tower: int = 1, min_stride: int = 4, center_radius: float = 1.5, box_weight: float = 2.0,
+                 tower: int = 1, min_stride: int = 4, center_radius: float = 1.0, box_weight: float = 2.0,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
                  topk_candidates: int = 1000):
         super().__init__()
@@ -332,7 +335,7 @@ class TinyDet(nn.Module):
                                                    "FCOS-style assignment, focal + GIoU + IoU branch) for CPUs")
 def tinydet(num_classes: int, in_channels: int = 3, image_size: int = 96, backbone: str = "tiny",
             attention: str | None = None, widths: tuple | None = None, head_width: int = 32, tower: int = 1,
-            min_stride: int = 4, center_radius: float = 1.5, box_weight: float = 2.0, score_thresh: float = 0.05,
+            min_stride: int = 4, center_radius: float = 1.0, box_weight: float = 2.0, score_thresh: float = 0.05,
             nms_thresh: float = 0.5, detections_per_img: int = 100) -> nn.Module:
     return TinyDet(num_classes, in_channels, image_size, backbone, attention, tuple(widths) if widths else None,
                    head_width, tower, min_stride, center_radius, box_weight, score_thresh, nms_thresh,

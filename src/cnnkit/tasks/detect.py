@@ -4,8 +4,8 @@ Batches, loss and eval-time input are the box helpers' (`cnnkit.tasks.boxes`): u
 become float 0..1 and the detectors (`cnnkit.models.detection`) resize, normalise and pad
 for themselves. Metrics are pycocotools' (`detection_metrics`); `map` picks the best checkpoint.
 
-Defaults (`cnnkit train --data digits-detect`): `tinydet`, SGD + one-cycle, light
-box-aware augmentation; sized to pass test mAP@.5 >= 0.90 and mAP@[.5:.95] >= 0.60
+Defaults (`cnnkit train --data digits-detect`): `tinydet`, 13 epochs of SGD + one-cycle at lr
+0.04, light box-aware augmentation, bfloat16 autocast where the CPU computes it natively; sized to pass test mAP@.5 >= 0.90 and mAP@[.5:.95] >= 0.60
 within 15 minutes on 2 CPU cores (see README for the measured run).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
+from cnnkit.devices import cpu_has_bf16, pick_device
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS, boxes
 from cnnkit.tasks.base import Drawing, Task
@@ -47,44 +48,38 @@ class DetectTask(Task):
         own = model == DEFAULT_MODEL
         n_train = int(info.extra.get("n_train", 2000))
         sgd = cfg.train.optimizer == "sgd"
-        # tinydet on digits-detect, measured end to end on a 2-core machine shared with other jobs:
-        # 20 epochs 7.7 min (load 1.6-4.4), test mAP 0.82 / mAP@.5 0.97; 24 epochs were no better
-        # and took 14.3 min at load 4-7, too close to the 15-minute promise. Batch 8 costs ~15 % more
-        # per image than 32 on a CPU but gives 4x the steps, which a short schedule needs.
-        # Shorter runs measured for issue 14 (val mAP / mAP@.5 at the end; time vs these defaults on one
-        # thread): 12 epochs, 0.50x, 0.801 / 0.973; 13 epochs at 80 px with batch 16, 0.47x, 0.771 / 0.954;
-        # these defaults reach 0.841 / 0.994, so the epochs stay. The light augmentation as plain tensor ops
-        # made the loader 2.5x faster (3.4 -> 1.3 ms per canvas) but the run ended at val 0.839 / 0.992, so
-        # it was dropped; seeding samples without CUDA keeps the same batches (loader 3.4 -> 2.7 ms per canvas,
-        # within noise of a whole training step). 64 px (the model resizes the 96 px canvases; 20 epochs,
-        # side by side with these defaults, one core each, 2026-11-30): 0.61x the time but test mAP 0.730 /
-        # mAP@.5 0.912 against 0.819 / 0.970 (digits shrink to 11-21 px). Halving at equal mAP is still open.
-        # 2026-12-01 (a day this machine ran ~1.6x slower; seeds 0 / 1, 1 thread, one core each): the light
-        # preset without transforms.v2 (data/det_augment.py) cut the loader from 28 to 12 ms of a ~170 ms step
-        # (`cnnkit bench RUN --profile`, 0.91x the step) at the same test mAP within seed noise: 0.818 / 0.801
-        # (mAP@.5 0.972 / 0.957) against v2's 0.819 / 0.805 (0.970 / 0.954). Cheaper models all lost mAP at 20
-        # epochs (test mAP, seed 0, same day): no 3x3 smoothing in the FPN 0.808 (0.90x the step); no extra
-        # conv in the stride-2 stage 0.795; both + 1x1 output convs 0.749 (0.72x); training on random 64 / 72
-        # px windows of the canvases 0.756 / 0.784 (cut digits teach cut boxes).
-        # 2026-12-01 on an AMD EPYC with AVX512-BF16 (1 thread each, in pairs side by side): before the data
-        # path change 93.1 s, test mAP 0.807; now 83.1 s, 0.825; with train.amp (bf16) 70.6 / 70.8 s, 0.818 /
-        # 0.812 (seeds 0 / 1): 0.76x. amp is not a default: CPUs without native bf16 would emulate it slowly.
-        # Larger batches with bf16 (lr scaled with the batch, 20 epochs, seed 0): batch 16 test mAP 0.808 / mAP@.5
-        # 0.968, batch 32 0.756 / 0.930, against 0.818 / 0.975 at 8: fewer steps cost more mAP than they save.
-        # Shorter bf16 schedules (lr chosen on val: 14 epochs at lr 0.02 / 0.03 / 0.04 gave val mAP 0.818 / 0.833 /
-        # 0.839): 13 epochs at lr 0.04, seeds 0 / 1, beside the code before the data-path change (c711173):
-        # 43.8 / 46.1 s vs 93.1 / 92.1 s (0.48x), test mAP 0.810 / 0.804 vs 0.807 / 0.815 (mean 0.004 lower),
-        # mAP@.5 0.967 / 0.963 vs 0.965 / 0.966, val mAP 0.840 / 0.845 vs 0.840 / 0.848. Halving within seed noise
-        # but not at equal-or-better mAP on both seeds, and only where bf16 is native: not made the default.
-        epochs = 20 if own else max(12, min(50, 40_000 // max(1, n_train)))
+        # tinydet on digits-detect (1,500 canvases), one thread. The previous defaults (20 epochs, lr 0.02,
+        # centre radius 1.5 cells, float32) took 317 s on the first dev machine (test mAP 0.819 / mAP@.5 0.970).
+        # Batch 8 costs ~15 % more per image than 32 on a CPU but gives 4x the steps, which a short schedule
+        # needs (bf16, 20 epochs: batch 16 test mAP 0.808, batch 32 0.756, against 0.818 at 8).
+        # Tried for issue 14 and lost mAP (same day, side by side): 12 epochs at lr 0.02 (val 0.801 vs 0.841);
+        # 80 px, batch 16; 64 px (digits shrink to 11-21 px: test 0.730 vs 0.819); random 64 / 72 px windows
+        # (cut digits teach cut boxes); no 3x3 smoothing in the FPN (0.808), no extra stride-2 conv (0.795);
+        # EMA of the weights over 10 epochs (decay 0.998 / 0.995: val 0.731 / 0.801, the one-cycle end is
+        # already averaged); a wider centre region (radius 2.5 cells: val 0.802); quality focal loss (IoU as the
+        # class target, GFL) over 4 seeds: val 0.846 vs 0.853 without.
+        # What paid, 2026-12-01, AMD EPYC with AVX512-BF16 (Zen 4), 1 thread, one core per run, each seed beside
+        # the previous defaults (commit c711173) on the other core, seeds 0-3:
+        # - a centre region of radius 1 cell (2 x 2 cells per digit, cleaner positives; tinydet's default):
+        #   val mAP 0.853 vs 0.841 at radius 1.5, same schedule;
+        # - 13 epochs at lr 0.04 (lr chosen on val among 0.02 / 0.03 / 0.04 at 14 epochs);
+        # - bfloat16 autocast where the CPU computes it natively (train.amp; `cpu_has_bf16`): 0.73x the float32 time.
+        # Together: 71.6 s vs 157.8 s (0.45x), test mAP 0.822 vs 0.814 (mean of 4 seeds, higher on each; val
+        # 0.853 vs 0.845). Without native bf16 the same schedule trains in float32: 98.1 s (0.62x), test mAP
+        # 0.827; there `--epochs 11` is 0.49x at 0.813 vs 0.814 (4 seeds) - equal, not better, so the epochs do
+        # not depend on the CPU. CUDA keeps float32 unless asked (mixed precision not measured there for this
+        # model). On fashion-detect (2 seeds): 0.46x, test mAP 0.613 vs 0.617, val 0.618 vs 0.617.
+        native_bf16 = pick_device(cfg.train.device).type == "cpu" and cpu_has_bf16()
+        epochs = 13 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
             "model.name": model,
             "data.image_size": boxes.side(info.image_size),
             "data.augment": "light",
             "train.epochs": epochs,
             "train.batch_size": 8,
-            "train.lr": 0.02 if sgd else (1e-3 if own else 1e-4),
+            "train.lr": (0.04 if own else 0.02) if sgd else (1e-3 if own else 1e-4),
             "train.weight_decay": 5e-4 if sgd else 0.05,
+            **({"train.amp": native_bf16} if own else {}),
         }
 
     preprocessing = staticmethod(boxes.preprocessing)
