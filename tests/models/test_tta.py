@@ -67,6 +67,14 @@ def test_flip_tta_is_refused_where_mirrors_change_the_class(capsys):
     assert "model.flip_tta=true" in capsys.readouterr().err
 
 
-def test_classification_only_keys_are_refused_by_other_tasks(capsys):
-    assert main(["train", "--data", "digits-detect", "--epochs", "1", "--set", "data.augment_start_epoch=2"]) == 2
-    assert "data.augment_start_epoch=2 is not supported by the detect task" in capsys.readouterr().err
+@pytest.mark.parametrize("data, task, setting", [
+    ("digits-detect", "detect", "data.augment_start_epoch=2"),
+    ("digits-detect", "detect", "data.random_erasing=0.5"),
+    ("digits-seg", "segment", "data.mixup=0.2"),
+    ("digits-seg", "segment", "data.cutmix=1.0"),
+])
+def test_classification_only_keys_are_refused_by_other_tasks(capsys, data, task, setting):
+    """Whole-image mixing and erasing were silently ignored on boxes and masks: now one sentence, exit 2."""
+    assert main(["train", "--data", data, "--epochs", "1", "--set", setting]) == 2
+    assert f"{setting} is not supported by the {task} task; remove it (it applies to: classify)" in \
+        capsys.readouterr().err

@@ -63,7 +63,10 @@ def listed(items: list[str], limit: int = 4) -> str:
     return ", ".join(items[:limit]) + more
 
 
-TASK_KEYS = {"data.augment_start_epoch": 1, "model.flip_tta": False}  # key -> its default (= off)
+# key -> its default (= off). MixUp / CutMix / random erasing act on whole images and one label each;
+# on boxes, masks or sequences they would need their own targets, so other tasks refuse them.
+TASK_KEYS = {"data.augment_start_epoch": 1, "model.flip_tta": False, "data.mixup": 0.0, "data.cutmix": 0.0,
+             "data.random_erasing": 0.0}
 
 
 def honoured_by(key: str) -> list[str]:

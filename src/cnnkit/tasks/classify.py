@@ -126,7 +126,7 @@ class ClassifyTask(Task):
     output, target = "logits", "label"
     monitor = ("accuracy", "max")
     headline = ("accuracy", "macro_f1")
-    honours = ("data.augment_start_epoch", "model.flip_tta")
+    honours = ("data.augment_start_epoch", "model.flip_tta", "data.mixup", "data.cutmix", "data.random_erasing")
 
     def __init__(self):
         self.class_weights: torch.Tensor | None = None
