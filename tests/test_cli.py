@@ -20,6 +20,8 @@ def run_cli(capsys, *args):
     (["train", "--data", "digits", "--model", "lenet6"], 'Unknown model "lenet6".*Did you mean "lenet5"'),
     (["train", "--data", "digits", "--set", "train.lrr=0.1"], 'Unknown config key "train.lrr".*Did you mean'),
     (["train", "--data", "digits", "--set", "epochs=lots"], '"train.epochs" expects int'),
+    (["train", "--data", "digits", "--set", "data.random_erasing=true"], '"data.random_erasing" expects float, got True'),
+    (["train", "--data", "digits", "--set", "train.amp=2"], '"train.amp" expects bool, got 2'),
     (["train", "--data", "digits", "--optimizer", "sgd", "--set", "train.schedule=cosin"],
      '"train.schedule" must be one of cosine, onecycle, step, constant; got "cosin". Did you mean "cosine"'),
     (["eval", "no_such_run"], "Checkpoint no_such_run does not exist"),

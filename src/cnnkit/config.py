@@ -381,7 +381,11 @@ def _coerce(key: str, value: Any, ftype: Any) -> Any:
                 if low in ("false", "no", "0", "off"):
                     return False
                 raise ValueError
-            return bool(value)
+            if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+                return bool(value)
+            raise ValueError  # amp: 2 or a list is a typo, not a yes
+        if isinstance(value, bool):  # YAML reads a bare true/yes as a bool: `random_erasing=true` is not 1.0
+            raise ValueError
         if t.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
