@@ -195,3 +195,15 @@ def test_shipped_recipes_load_and_build_their_model(name):
     model = build_model(cfg.model.name, num_classes=10, in_channels=channels, image_size=size,
                         **dict(cfg.model.kwargs or {})).eval()
     assert model(torch.zeros(2, channels, size, size)).shape == (2, 10)
+
+
+def test_none_as_help_prints_it_unsets_an_optional_key_but_stays_a_choice_where_it_is_one():
+    cfg = Config()
+    cfg.set("train.amp", True)
+    cfg.set("train.amp", "None")  # `cnnkit train --help` shows train.amp=None
+    cfg.set("train.epochs", "null")
+    assert cfg.train.amp is None and cfg.train.epochs is None
+    cfg.set("model.attention", "none")  # a real choice ("no attention block"), not unset
+    assert cfg.model.attention == "none"
+    with pytest.raises(CnnkitError, match='"train.optimizer" must be one of'):
+        cfg.set("train.optimizer", "None")  # not optional: still one sentence

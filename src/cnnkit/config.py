@@ -291,6 +291,9 @@ def check_value(key: str, value: Any) -> Any:
     choices = f.metadata.get("choices") or ()
     if isinstance(value, bool) and {"yes", "no"} <= set(choices):
         value = "yes" if value else "no"  # YAML reads a bare yes/no as a bool
+    if isinstance(value, str) and value.strip().lower() in ("none", "null") and value not in choices \
+            and "None" in str(f.type):
+        value = None  # `--help` shows an unset key as None; YAML spells it null
     value = _coerce(key, value, f.type)
     if value is None:
         return None

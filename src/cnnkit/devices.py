@@ -24,6 +24,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise CnnkitError(f'--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto.')
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CnnkitError("--device mps (an Apple GPU) was asked for but this machine has none; use --device cpu "
+                          "or auto.")
     if name == "cuda":
         return torch.device("cuda", local_rank)
     return torch.device(name)

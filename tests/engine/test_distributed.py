@@ -43,6 +43,16 @@ def test_torchrun_two_ranks_train_and_rank0_writes_the_run(tmp_path):
 
 
 @pytest.mark.timeout(300)
+def test_torchrun_trains_the_default_detector(tmp_path):
+    """tinydet has parameters its loss never reaches (the FPN's coarse outputs): DDP used to stop with
+    "Expected to have finished reduction in the prior iteration"."""
+    out = tmp_path / "det"
+    _torchrun(tmp_path, "--data", "digits-detect", "--epochs", "1", "--out", str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["environment"]["world_size"] == 2 and summary["test"]["map_50"] >= 0.0
+
+
+@pytest.mark.timeout(300)
 def test_torchrun_early_stop_is_taken_by_every_rank(tmp_path):
     # lr ~0: validation never improves after epoch 1, so rank 0 stops after epoch 2 (patience 1);
     # if rank 1 did not stop too it would wait forever in the all-reduce and time out.

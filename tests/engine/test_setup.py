@@ -47,6 +47,9 @@ def test_pick_device_refuses_unknown_names_and_absent_gpus(monkeypatch):
     assert str(e.value) == "--device cuda:1 was asked for but no CUDA GPU is visible; use --device cpu or auto."
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert pick_device("auto") == torch.device("cpu") == pick_device("cpu")
+    with pytest.raises(CnnkitError) as e:  # was PyTorch's "not linked with support for mps devices" traceback
+        pick_device("mps")
+    assert str(e.value) == "--device mps (an Apple GPU) was asked for but this machine has none; use --device cpu or auto."
 
 
 def test_make_run_dir_numbers_taken_names(tmp_path, monkeypatch):

@@ -46,25 +46,38 @@ def test_defaults_and_interface(task_cfg, bundle):
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_tinydet_trains_in_bfloat16_by_default_only_where_the_cpu_computes_it(bundle, monkeypatch, native):
-    """The measured short schedule (11 epochs, lr 0.06) everywhere; bf16 autocast only where it is native."""
-    monkeypatch.setattr("cnnkit.tasks.detect.cpu_has_bf16", lambda: native)
-    task = get_task("detect")
+def test_tinydet_trains_in_bfloat16_by_default_only_where_the_cpu_computes_it(monkeypatch, native):
+    """The measured short schedule (11 epochs, lr 0.06) everywhere; bf16 autocast only where it is native,
+    decided for the device the run resolves to (not the one recorded); what ran is recorded."""
+    from cnnkit.engine.run import resolve_run
 
-    def picked(**keys):
+    monkeypatch.setattr("cnnkit.engine.run.cpu_has_bf16", lambda: native)
+
+    def resolved(**keys):
         cfg = Config()
-        cfg.task, cfg.train.device = "detect", "cpu"
+        cfg.data.name, cfg.train.threads, cfg.train.device = "digits-detect", 1, "cuda"  # overridden below
         for k, v in keys.items():
             cfg.set(k, v)
-        return task.defaults(cfg, bundle.info), cfg
+        return resolve_run(cfg, device="cpu")
 
-    defaults, cfg = picked()
-    assert defaults["train.amp"] is native and defaults["train.epochs"] == 11 and defaults["train.lr"] == 0.06
-    assert cfg.fill_defaults(defaults).train.amp is native
-    _, cfg = picked(**{"train.amp": not native})  # asked for: kept
-    assert cfg.fill_defaults(defaults).train.amp is (not native)
-    fcos, _ = picked(**{"model.name": "fcos"})  # mixed precision measured for tinydet only
-    assert "train.amp" not in fcos and fcos["train.lr"] == 0.02
+    run = resolved()
+    assert run.cfg.train.amp is native and run.picked["train.amp"] is native
+    assert run.cfg.train.epochs == 11 and run.cfg.train.lr == 0.06 and run.model.center_radius == 1.0
+    assert run.cfg.model.kwargs["center_radius"] == 1.0  # recorded: a later default cannot change a resume
+    asked = resolved(**{"train.amp": not native})
+    assert asked.cfg.train.amp is (not native) and "train.amp" not in asked.picked
+    fcos = resolved(**{"model.name": "fcos"})  # mixed precision measured for tinydet only
+    assert fcos.cfg.train.amp is False and "train.amp" not in fcos.picked and fcos.cfg.train.lr == 0.02
+
+
+def test_a_tinydet_run_recorded_before_its_radius_was_resumes_with_the_radius_it_trained_with():
+    task = get_task("detect")
+    cfg = Config()
+    cfg.task, cfg.train.resume = "detect", "runs/old"
+    info = DatasetInfo("detect", ["0"], 1, 96, name="d")
+    assert task.defaults(cfg, info)["model.kwargs.center_radius"] == 1.5
+    cfg.train.resume = None
+    assert task.defaults(cfg, info)["model.kwargs.center_radius"] == 1.0
 
 
 def test_loader_is_a_function_of_seed_and_epoch(task_cfg, bundle):

@@ -135,6 +135,8 @@ def _join(items: list[str]) -> str:
 def _show(value: Any) -> str:
     if value is None:  # an unset key reads "off" (patience None: no early stopping), never Python's None
         return "off"
+    if isinstance(value, bool):  # as typed after --set (YAML), not Python's True / False
+        return str(value).lower()
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
 from cnnkit.engine.checkpoint import RETRAIN, check_meta, load_checkpoint, load_weights
-from cnnkit.devices import pick_device
+from cnnkit.devices import cpu_has_bf16, pick_device
 from cnnkit.engine.setup import configure_threads, seed_everything
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import TASKS, get_task
@@ -66,8 +66,11 @@ def _from_config(cfg: Config, device: str | None, local_rank: int) -> ResolvedRu
     task = get_task(cfg.task or bundle.info.task)
     cfg.task = task.name
     defaults = task.defaults(cfg, bundle.info)
+    if defaults.get("train.amp"):  # a task's wish for mixed precision, granted where it was measured to pay
+        defaults["train.amp"] = dev.type == "cpu" and cpu_has_bf16()  # (CUDA: not measured per task yet)
     picked = {k: v for k, v in defaults.items() if cfg.get(k) is None}
     cfg.fill_defaults(defaults)
+    cfg.fill_defaults({"train.amp": False})  # config.yaml records what ran, so a resumed run keeps it
     if cfg.model.name:  # a layer-list file becomes ("spec", {"layers": [...]}), storable in a checkpoint
         cfg.model.name, spec_kwargs = resolve_spec(cfg.model.name)
         cfg.model.kwargs = {**spec_kwargs, **cfg.model.kwargs}

@@ -172,8 +172,11 @@ class Training:
             self._restore(resume)
         self.train_model = self.model
         if dist.enabled:
+            # A model with parameters its loss never reaches (tinydet: torchvision's FPN also smooths the coarse
+            # levels it does not read) says so; DDP then looks for them each step instead of waiting forever.
             self.train_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+                self.model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=getattr(self.model, "has_unused_parameters", False))
         self.amp = use_amp(cfg, self.device)  # read every step: decided once
         self.scaler = grad_scaler(self.amp, self.device)
         if cfg.train.amp and not self.amp and self.main and not quiet:  # config.yaml keeps what was asked

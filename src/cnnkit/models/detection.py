@@ -219,6 +219,10 @@ class TinyDet(nn.Module):
     digits-detect; 2.5 lost 0.04.
     """
 
+    # torchvision's FPN smooths every level, but only the finest is read: those convs get no gradient, which
+    # DistributedDataParallel must be told (engine/trainer.py). Kept so existing checkpoints still load.
+    has_unused_parameters = True
+
     def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 96, backbone: str = "tiny",
                  attention: str | None = None, widths: tuple[int, ...] | None = None, head_width: int = 32,
                  tower: int = 1, min_stride: int = 4, center_radius: float = 1.0, box_weight: float = 2.0,

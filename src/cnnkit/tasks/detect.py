@@ -19,7 +19,6 @@ from torch import nn
 
 from cnnkit.config import Config
 from cnnkit.data.base import DataBundle, DatasetInfo
-from cnnkit.devices import cpu_has_bf16, pick_device
 from cnnkit.errors import CnnkitError, did_you_mean
 from cnnkit.tasks import TASKS, boxes
 from cnnkit.tasks.base import Drawing, Task
@@ -66,11 +65,10 @@ class DetectTask(Task):
         # - 11 epochs at lr 0.06, chosen on val in float32 among 11 epochs at lr 0.04 / 0.05 / 0.06 (val 0.842 /
         #   0.853 / 0.854) and 13 at 0.04 (0.856, but 0.62x the time): 78.2 s (0.50x), test mAP 0.823 (higher
         #   on every seed);
-        # - bfloat16 autocast where the CPU computes it natively (train.amp; `cpu_has_bf16`): 64.1 s (0.41x),
+        # - bfloat16 autocast where the CPU computes it natively (train.amp; `cpu_has_bf16`, granted in engine/run.py): 64.1 s (0.41x),
         #   test mAP 0.818, val 0.849 - a little below float32 at the same schedule, still above the previous
         #   defaults. CUDA keeps float32 unless asked (mixed precision not measured there for this model).
         # On fashion-detect (seeds 0 / 1, bf16): 0.39x, test mAP 0.614 vs 0.617, val 0.615 vs 0.617.
-        native_bf16 = pick_device(cfg.train.device).type == "cpu" and cpu_has_bf16()
         epochs = 11 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
             "model.name": model,
@@ -80,7 +78,10 @@ class DetectTask(Task):
             "train.batch_size": 8,
             "train.lr": (0.06 if own else 0.02) if sgd else (1e-3 if own else 1e-4),
             "train.weight_decay": 5e-4 if sgd else 0.05,
-            **({"train.amp": native_bf16} if own else {}),
+            # a wish: the engine grants train.amp only where the CPU computes bf16 natively (engine/run.py).
+            # The centre radius is recorded so a later change of tinydet's default cannot change a resumed
+            # run; runs recorded before it was (2026-12-01) trained with 1.5 cells.
+            **({"train.amp": True, "model.kwargs.center_radius": 1.5 if cfg.train.resume else 1.0} if own else {}),
         }
 
     preprocessing = staticmethod(boxes.preprocessing)
