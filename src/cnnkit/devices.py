@@ -1,5 +1,5 @@
 """Devices: which one a run uses (`pick_device`) and what it computes natively (bfloat16 on the
-CPU: `cpu_has_bf16`, hence `amp_is_native`). Below engine/ and tasks/, which both ask."""
+CPU: `cpu_has_bf16`, hence `amp_is_native`). Asked by engine/run.py and engine/trainer.py."""
 from __future__ import annotations
 
 import functools
@@ -19,17 +19,21 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise CnnkitError(f'--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto.')
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if name == "mps" and not _mps_available():
         raise CnnkitError("--device mps (an Apple GPU) was asked for but this machine has none; use --device cpu "
                           "or auto.")
     if name == "cuda":
         return torch.device("cuda", local_rank)
     return torch.device(name)
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 @functools.cache

@@ -12,6 +12,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.errors import CnnkitError
 
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -5,7 +5,8 @@ become float 0..1 and the detectors (`cnnkit.models.detection`) resize, normalis
 for themselves. Metrics are pycocotools' (`detection_metrics`); `map` picks the best checkpoint.
 
 Defaults (`cnnkit train --data digits-detect`): `tinydet`, 11 epochs of SGD + one-cycle at lr
-0.06, light box-aware augmentation, bfloat16 autocast where the CPU computes it natively; sized to pass test mAP@.5 >= 0.90 and mAP@[.5:.95] >= 0.60
+0.06, light box-aware augmentation, bfloat16 autocast where the CPU computes it natively;
+sized to pass test mAP@.5 >= 0.90 and mAP@[.5:.95] >= 0.60
 within 15 minutes on 2 CPU cores (see README for the measured run).
 """
 from __future__ import annotations
@@ -65,9 +66,9 @@ class DetectTask(Task):
         # - 11 epochs at lr 0.06, chosen on val in float32 among 11 epochs at lr 0.04 / 0.05 / 0.06 (val 0.842 /
         #   0.853 / 0.854) and 13 at 0.04 (0.856, but 0.62x the time): 78.2 s (0.50x), test mAP 0.823 (higher
         #   on every seed);
-        # - bfloat16 autocast where the CPU computes it natively (train.amp; `cpu_has_bf16`, granted in engine/run.py): 64.1 s (0.41x),
-        #   test mAP 0.818, val 0.849 - a little below float32 at the same schedule, still above the previous
-        #   defaults. CUDA keeps float32 unless asked (mixed precision not measured there for this model).
+        # - bfloat16 autocast where the CPU computes it natively (train.amp, granted in engine/run.py): 64.1 s
+        #   (0.41x), test mAP 0.818, val 0.849 - a little below float32 at the same schedule, still above the
+        #   previous defaults. CUDA keeps float32 unless asked (mixed precision not measured there for this model).
         # On fashion-detect (seeds 0 / 1, bf16): 0.39x, test mAP 0.614 vs 0.617, val 0.615 vs 0.617.
         epochs = 11 if own else max(12, min(50, 40_000 // max(1, n_train)))
         return {
