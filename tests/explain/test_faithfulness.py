@@ -149,3 +149,21 @@ def test_both_checks_run_for_a_box_and_a_segment_class():
                        {"curve_steps": 4, "randomisation": "full"})[method]
         assert len(res["deletion_curve"]) == 5 and 0.0 <= res["deletion_better_than_random"] <= 1.0
         assert -1.0 <= res["randomisation"]["spearman"] <= 1.0
+
+
+def test_gradcam_of_a_box_the_randomised_detector_no_longer_finds_is_a_zero_map():
+    """The randomisation check on a detector: once its layers are re-initialised the explained box is
+    gone, and Grad-CAM used to stop with autograd's "appears to not have been used in the graph"."""
+    from cnnkit.explain.methods import gradcam
+    from cnnkit.explain.targets import BoxScore
+    from cnnkit.models.detection import tinydet
+
+    torch.manual_seed(0)
+    model = tinydet(num_classes=3, in_channels=1, image_size=64).eval()
+    x = torch.rand(1, 1, 64, 64)
+    lost = BoxScore(model, torch.tensor([10.0, 10.0, 30.0, 30.0]), label=0, min_iou=1.01)  # never matched
+    cam, _ = gradcam(lost, x, model.tower, None, {})
+    assert cam.shape == (64, 64) and float(cam.abs().max()) == 0.0
+    model.set_thresholds(score=0.0)
+    found = BoxScore(model, model([x[0]])[0]["boxes"][0], label=None, min_iou=0.5)
+    assert float(found(x)[0, 0]) > 0.0

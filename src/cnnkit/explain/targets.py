@@ -135,14 +135,17 @@ class BoxScore(nn.Module):
         scores = []
         for xi, pred in zip(x, detector_outputs(self.model, x)):
             boxes, score = pred["boxes"], pred["scores"]
+            # no match scores 0, still through the model's graph: a layer method (Grad-CAM) then gets a zero
+            # map instead of autograd's "not used in the graph" (a randomised detector loses the box)
+            none = score.sum() * 0.0 + _connect(xi)
             if len(boxes) == 0:
-                scores.append(_connect(xi))
+                scores.append(none)
                 continue
             iou = overlap(self.ref_box, boxes)
             if self.label is not None and "labels" in pred:
                 iou = torch.where(pred["labels"] == self.label, iou, torch.full_like(iou, -1.0))
             j = int(iou.argmax())
-            scores.append(score[j] + _connect(xi) if iou[j] >= self.min_iou else _connect(xi))
+            scores.append(score[j] + _connect(xi) if iou[j] >= self.min_iou else none)
         return torch.stack(scores).reshape(-1, 1)
 
     def prob(self, x: torch.Tensor) -> torch.Tensor:
