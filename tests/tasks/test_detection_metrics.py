@@ -183,6 +183,11 @@ def test_split_without_ground_truth_reports_false_positives():
     assert out["fp_per_image"] == pytest.approx(3 / 3)  # 0.9, 0.5 and 0.7
     assert out["note"] == ("the split has no ground-truth boxes, so AP/AR are undefined; 5 detections on 3 images "
                            "(3 with score >= 0.5) are all false positives")
+    silent = DetectionMetric(CLASSES)  # a model that detects nothing: no false positives to count
+    silent.update([{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+                    "scores": torch.zeros(0)} for _ in range(2)], (None, [dict(empty) for _ in range(2)]))
+    assert silent.compute()["note"] == ("the split has no ground-truth boxes, so AP/AR are undefined; no detections "
+                                        "on its 2 images, so no false positives either")
 
 
 def test_note_names_undefined_size_ranges_and_classes():

@@ -110,9 +110,12 @@ def coco_evaluate(targets: list[dict[str, torch.Tensor]], preds: list[dict[str, 
 def undefined_note(out: dict[str, Any], n_gt: int, n_images: int, scores: torch.Tensor) -> str | None:
     """One sentence saying why some of `out`'s AP/AR are None (None when all are defined)."""
     if n_gt == 0:
+        undefined = "the split has no ground-truth boxes, so AP/AR are undefined"
+        if len(scores) == 0:
+            return f"{undefined}; no detections on its {n_images} images, so no false positives either"
         above = int((scores >= FP_SCORE).sum())
-        return (f"the split has no ground-truth boxes, so AP/AR are undefined; {len(scores)} detections on "
-                f"{n_images} images ({above} with score >= {FP_SCORE}) are all false positives")
+        return (f"{undefined}; {len(scores)} detections on {n_images} images ({above} with score >= {FP_SCORE}) "
+                f"are all false positives")
     reasons = []
     sizes = [s for s in SIZE_RANGES if out.get(f"map_{s}") is None]
     if sizes:
